@@ -1,0 +1,57 @@
+"""Multi-host start: ``jax.distributed`` from TPU metadata, SLURM, or explicit flags."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from absl import logging
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    local_device_ids: list[int] | None = None,
+) -> bool:
+    """Starts ``jax.distributed`` when the job spans several processes.
+
+    Order of precedence: explicit arguments; ``LIQUID_COORDINATOR`` /
+    ``LIQUID_NUM_PROCESSES`` / ``LIQUID_PROCESS_ID``; SLURM (``SLURM_NTASKS`` > 1) and TPU
+    pods, which JAX detects itself. Returns True when a multi-process runtime is active.
+    A single process with no cluster variables is left alone.
+    """
+    coordinator_address = coordinator_address or os.environ.get("LIQUID_COORDINATOR")
+    if num_processes is None:
+        num_processes = _env_int("LIQUID_NUM_PROCESSES")
+    if process_id is None:
+        process_id = _env_int("LIQUID_PROCESS_ID")
+
+    if coordinator_address:
+        if num_processes is None or process_id is None:
+            raise ValueError(
+                "a coordinator address needs num_processes and process_id "
+                "(flags or LIQUID_NUM_PROCESSES / LIQUID_PROCESS_ID)"
+            )
+        kwargs = {}
+        if local_device_ids is not None:
+            kwargs["local_device_ids"] = local_device_ids
+        jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+    elif (_env_int("SLURM_NTASKS") or 1) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES"):
+        # JAX's cluster detection reads SLURM_* and the TPU metadata server itself.
+        jax.distributed.initialize()
+    else:
+        return False
+    logging.info(
+        "jax.distributed: process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+    return True

@@ -1,0 +1,55 @@
+"""Placing NNX state on a mesh: shardings from logical axis metadata, sharded creation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import jax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+
+from liquid_jax.parallel.rules import Rules, logical_to_mesh
+
+M = TypeVar("M", bound=nnx.Module)
+
+
+def _names_of(variable) -> tuple | None:
+    meta = variable.get_metadata() if hasattr(variable, "get_metadata") else {}
+    names = meta.get("out_sharding") or meta.get("sharding_names") or meta.get("sharding")
+    return tuple(names) if names else None
+
+
+def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules | None = None):
+    """A pytree of ``NamedSharding`` matching ``state`` (abstract or concrete).
+
+    Each variable's logical axis names (``out_sharding`` metadata) are mapped through
+    ``rules``; variables without names are replicated.
+    """
+
+    def one(variable):
+        names = _names_of(variable)
+        value = variable.get_value() if hasattr(variable, "get_value") else variable
+        ndim = len(getattr(value, "shape", ()))
+        if names is not None and len(names) != ndim:
+            raise ValueError(f"logical axes {names} do not match a value of shape {value.shape}")
+        spec = logical_to_mesh(names, mesh.axis_names, rules)
+        return variable.replace(NamedSharding(mesh, spec))
+
+    return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def create_sharded(factory: Callable[[], M], mesh: Mesh, rules: Rules | None = None) -> M:
+    """Creates ``factory()`` with every variable already sharded on ``mesh``.
+
+    Shapes come from ``nnx.eval_shape`` (nothing allocated), shardings from the logical
+    axis metadata, and a jitted init materialises each shard on its own device, so a model
+    larger than one device's memory can be created.
+    """
+    abstract = nnx.eval_shape(factory)
+    graphdef, abstract_state = nnx.split(abstract)
+    shardings = state_shardings(abstract_state, mesh, rules)
+
+    with jax.set_mesh(mesh):
+        state = jax.jit(lambda: nnx.state(factory()), out_shardings=shardings)()
+    return nnx.merge(graphdef, state)

@@ -1,0 +1,47 @@
+"""liquid_jax: Liquid (unified multimodal generation by next-token prediction) in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+TORCH = [
+    "torch==2.13.0",
+    "transformers>=5.0",
+    "safetensors>=0.5",
+    "diffusers>=0.35",
+]
+
+setup(
+    name="liquid_jax",
+    version="0.1.0",
+    description="Liquid: language models as scalable unified multimodal generators, in JAX/Flax",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["liquid_jax", "liquid_jax.*"]),
+    install_requires=[
+        "jax>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "orbax-checkpoint>=0.12.8",
+        "grain>=0.2.18",
+        "array_record>=0.8.6",
+        "tensorflow-datasets>=4.9.10",
+        "sentencepiece>=0.2.0",
+        "tokenizers>=0.20",
+        "ml-collections>=1.1.0",
+        "chex>=0.1.90",
+        "absl-py",
+        "numpy",
+        "pillow",
+        "safetensors>=0.5",
+        "tensorboardX",
+        "matplotlib",
+        "pyyaml",
+    ],
+    extras_require={
+        "torch": TORCH,
+        "test": TORCH + ["pytest>=8", "pytest-xdist", "ruff"],
+        "tpu": ["jax[tpu]>=0.10.2"],
+        "gpu": ["jax[cuda12]>=0.10.2"],
+    },
+    entry_points={"console_scripts": ["liquid-jax=liquid_jax.cli:run"]},
+)
