@@ -1,0 +1,1 @@
+"""What the model eats: tokenizers, images, sources, Liquid formats, Grain pipelines."""
