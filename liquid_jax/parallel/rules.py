@@ -35,7 +35,9 @@ DEFAULT_RULES: Rules = (
     ("codebook", None),
 )
 
-_RULES: contextvars.ContextVar[Rules] = contextvars.ContextVar("liquid_rules", default=DEFAULT_RULES)
+_RULES: contextvars.ContextVar[Rules] = contextvars.ContextVar(
+    "liquid_rules", default=DEFAULT_RULES
+)
 
 
 def current_rules() -> Rules:
@@ -45,8 +47,9 @@ def current_rules() -> Rules:
 @contextlib.contextmanager
 def axis_rules(rules: Sequence[Sequence]) -> Iterator[None]:
     """Uses ``rules`` (pairs of logical name, mesh axes) for everything inside the block."""
-    token = _RULES.set(tuple((str(k), v if v is None or isinstance(v, str) else tuple(v))
-                             for k, v in rules))
+    token = _RULES.set(
+        tuple((str(k), v if v is None or isinstance(v, str) else tuple(v)) for k, v in rules)
+    )
     try:
         yield
     finally:

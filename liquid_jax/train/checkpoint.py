@@ -1,0 +1,97 @@
+"""Orbax checkpoints of a training run: arrays, the data iterator position and the step.
+
+Layout: ``WORKDIR/checkpoints/<step>/{state, data, meta}``. Saves are asynchronous and
+atomic (Orbax writes into a temporary directory and renames it when complete), so a save
+interrupted by a crash or preemption never becomes the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class Checkpointer:
+    """Keeps the last ``keep`` checkpoints of one run and restores the newest complete one.
+
+    Args:
+      workdir: the run directory; checkpoints go to ``workdir/checkpoints``.
+      keep: how many checkpoints to keep (older ones are deleted).
+      async_save: write in a background thread while training goes on.
+    """
+
+    def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
+        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=True,
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True,
+        )
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "data", "meta")
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(
+        self,
+        step: int,
+        state: Any,
+        data_state: dict | None = None,
+        meta: dict | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Starts saving ``state`` (a pytree of arrays) at ``step``; returns False if skipped.
+
+        ``data_state`` is the input pipeline's iterator state (JSON-able); ``meta`` is any
+        small JSON-able record (config, counters) stored beside it.
+        """
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave(data_state or {}),
+            meta=ocp.args.JsonSave(meta or {}),
+        )
+        saved = self._manager.save(step, args=args, force=force)
+        if saved:
+            logging.info("checkpoint: saving step %d to %s", step, self.directory)
+        return saved
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict, dict]:
+        """Restores ``(step, state, data_state, meta)`` from ``step`` (default: latest).
+
+        ``abstract_state`` is a pytree of ``jax.ShapeDtypeStruct`` (with shardings) or
+        arrays giving the structure, dtypes and placement to restore into.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
+        abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                data=ocp.args.JsonRestore(),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        logging.info("checkpoint: restored step %d from %s", step, self.directory)
+        return step, restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
+
+    def wait(self) -> None:
+        """Blocks until any save in flight is complete on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
