@@ -91,7 +91,8 @@ class Progress:
         left = (self.total - done) / rate if rate > 0 else math.inf
         eta = time.strftime("%H:%M:%S", time.gmtime(left)) if math.isfinite(left) else "?"
         pct = 100.0 * done / max(self.total, 1)
-        return f"{done}/{self.total} {self.unit}s ({pct:.0f}%) {rate:.2f} {self.unit}/s ETA {eta} {extra}"
+        head = f"{done}/{self.total} {self.unit}s ({pct:.0f}%)"
+        return f"{head} {rate:.2f} {self.unit}/s ETA {eta} {extra}"
 
     def update(self, done: int, extra: str = "", force: bool = False) -> None:
         now = time.perf_counter()

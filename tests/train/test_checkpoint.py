@@ -55,7 +55,7 @@ def test_metrics_jsonl_truncates_on_resume(tmp_path):
         w.write_scalars(s, {"loss": jnp.float32(s)})
     w = MetricWriter(str(tmp_path), resume_step=2, tensorboard=False)
     w.write_scalars(3, {"loss": 7.0})
-    rows = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 7.0)]
 
 
