@@ -1,0 +1,75 @@
+"""Train the image tokenizer on the synthetic shapes world.
+
+    liquid-jax train-vqgan --config configs/vqgan_shapes.py --workdir /tmp/vqgan
+    liquid-jax train-vqgan --config configs/vqgan_shapes.py:runlocal --workdir /tmp/vq_small
+
+``arg`` is a comma-separated list of ``key=value`` or flags; ``runlocal`` shrinks
+everything to a seconds-long smoke run.
+"""
+
+import ml_collections
+
+
+def parse_arg(arg: str) -> dict:
+    out = {}
+    for part in filter(None, (arg or "").split(",")):
+        key, _, value = part.partition("=")
+        out[key] = value if value else True
+    return out
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    args = parse_arg(arg)
+    runlocal = bool(args.get("runlocal"))
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.total_steps = 40 if runlocal else 1500
+    c.batch_size = 16 if runlocal else 32
+    c.log_every_steps = 10 if runlocal else 50
+    c.eval_every_steps = 40 if runlocal else 500
+    c.checkpoint_every_steps = 20 if runlocal else 500
+    c.keep_checkpoints = 2
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "shapes"  # or "folder" (data.path), "npz" (train/validation arrays)
+    c.data.path = ""
+    c.data.image_size = 32
+    c.data.num_train = 256 if runlocal else 4000
+    c.data.num_val = 32 if runlocal else 256
+    c.data.seed = 0
+
+    # Downsample 4: a 32 px image is an 8x8 grid of 64 codes.
+    c.model = ml_collections.ConfigDict()
+    c.model.ch = 32 if runlocal else 64
+    c.model.ch_mult = (1, 2, 2)
+    c.model.num_res_blocks = 1
+    c.model.attn_resolutions = ()
+    c.model.z_channels = 32 if runlocal else 64
+    c.model.embed_dim = 32 if runlocal else 64
+    c.model.n_embed = 256 if runlocal else 512
+    c.model.resolution = c.data.image_size
+    c.model.in_channels = 3
+    c.model.out_ch = 3
+    c.model.dropout = 0.0
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.l1_weight = 1.0
+    c.loss.l2_weight = 1.0
+    c.loss.codebook_weight = 1.0
+    c.loss.perceptual_weight = 0.0
+    c.loss.perceptual_weights = ""  # VGG16/LPIPS weights file; absent -> skipped with a notice
+    c.loss.disc_weight = 0.0  # > 0 turns on the PatchGAN
+    c.loss.disc_start = 1000
+    c.loss.disc_ndf = 32
+    c.loss.disc_layers = 2
+    c.loss.reseed_every = 25
+    c.loss.reseed_threshold = 0.03
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 1e-3 if runlocal else 4e-4
+    c.optim.b1 = 0.5
+    c.optim.b2 = 0.9
+    c.optim.warmup_steps = 0 if runlocal else 50
+    c.optim.clip = 1.0
+    return c

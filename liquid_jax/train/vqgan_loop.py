@@ -1,0 +1,199 @@
+"""``liquid-jax train-vqgan``: train or fine-tune the image tokenizer.
+
+Sections: mesh, data, model + optimizers (created sharded), perceptual network,
+checkpoint resume, the compiled steps, the loop (metrics, evaluation grids, checkpoints,
+preemption).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from liquid_jax.data.image_batches import host_batch
+from liquid_jax.evals.grid import image_grid, save_png, to_uint8
+from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
+from liquid_jax.models.discriminator import PatchDiscriminator
+from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
+from liquid_jax.train.checkpoint import Checkpointer
+from liquid_jax.train.metrics import MetricWriter, Progress
+from liquid_jax.train.preemption import PreemptionGuard
+from liquid_jax.train.vqgan_step import (
+    VQGANLossConfig,
+    VQGANTrainState,
+    jit_vqgan_step,
+    make_optimizer,
+)
+
+
+def _vqgan_config(cfg):
+    from liquid_jax.models.vqgan import VQGANConfig
+
+    return VQGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+
+def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
+    source = data_cfg.source
+    if source == "shapes":
+        from liquid_jax.data.shapes_world import generate_images
+
+        size = data_cfg.image_size
+        train = generate_images(data_cfg.num_train, size, seed=data_cfg.seed, split="train")
+        val = generate_images(data_cfg.num_val, size, seed=data_cfg.seed, split="validation")
+        return train, val
+    if source == "folder":
+        from liquid_jax.data.image_batches import load_image_folder
+
+        images = load_image_folder(data_cfg.path, data_cfg.image_size)
+        n_val = min(data_cfg.num_val, len(images) // 10)
+        return images[n_val:], images[:n_val]
+    if source == "npz":
+        with np.load(data_cfg.path) as f:
+            return f["train"], f["validation"]
+    raise ValueError(f"data.source {source!r}: expected 'shapes', 'folder' or 'npz'")
+
+
+def _load_perceptual(loss_cfg):
+    path = loss_cfg.get("perceptual_weights", "")
+    if loss_cfg.perceptual_weight <= 0:
+        return None
+    if not path or not os.path.exists(path):
+        logging.warning(
+            "perceptual loss skipped: weights file %r not found (set "
+            "config.loss.perceptual_weights to a VGG16/LPIPS .safetensors or .pth)",
+            path,
+        )
+        return None
+    from liquid_jax.models.lpips import load_lpips
+
+    return load_lpips(path)
+
+
+def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[str, float]:
+    """Reconstruction metrics over ``images`` (uint8[N, H, W, 3])."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def recon(state, x):
+        out, aux = nnx.merge(graphdef, state)(x)
+        return out, aux["codes"]
+
+    ps, ss, codes, first = [], [], [], None
+    for i in range(0, len(images), batch_size):
+        x = jnp.asarray(images[i : i + batch_size], jnp.float32) / 127.5 - 1.0
+        out, c = recon(state, x)
+        out = jnp.clip(out, -1.0, 1.0)
+        ps.append(psnr(x, out))
+        ss.append(ssim(x, out))
+        codes.append(c.reshape(-1))
+        first = (x, out) if first is None else first
+    stats = codebook_stats(jnp.concatenate(codes), n_embed)
+    metrics = {
+        "psnr": float(jnp.mean(jnp.concatenate(ps))),
+        "ssim": float(jnp.mean(jnp.concatenate(ss))),
+        **{k: float(v) for k, v in stats.items()},
+    }
+    return metrics, first
+
+
+def train_vqgan(config, workdir: str) -> dict[str, float]:
+    """Runs (or resumes) VQGAN training; returns the final validation metrics."""
+    os.makedirs(workdir, exist_ok=True)
+    # --- mesh
+    mesh = make_mesh(MeshConfig.from_config(config.get("mesh", {})))
+    # --- data
+    train_images, val_images = load_images(config.data)
+    logging.info(
+        "vqgan data: %d train / %d validation images of %s",
+        len(train_images),
+        len(val_images),
+        train_images.shape[1:],
+    )
+    # --- model and optimizers, created replicated on the mesh
+    vq_cfg = _vqgan_config(config.model)
+    loss_cfg = VQGANLossConfig(
+        **{
+            k: v
+            for k, v in config.loss.items()
+            if k in {f.name for f in dataclasses.fields(VQGANLossConfig)}
+        }
+    )
+    use_gan = loss_cfg.disc_weight > 0
+    opt = config.optim
+
+    def factory():
+        from liquid_jax.models.vqgan import VQGAN
+
+        rngs = nnx.Rngs(config.seed)
+        disc = (
+            PatchDiscriminator(3, config.loss.disc_ndf, config.loss.disc_layers, rngs=rngs)
+            if use_gan
+            else None
+        )
+        tx_g = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip)
+        tx_d = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip)
+        return VQGANTrainState(VQGAN(vq_cfg, rngs=rngs), tx_g, disc, tx_d, vq_cfg.n_embed)
+
+    train_state = create_sharded(factory, mesh)
+    graphdef, state = nnx.split(train_state)
+    lpips = _load_perceptual(config.loss)
+    lpips_graphdef, lpips_state = nnx.split(lpips) if lpips is not None else (None, {})
+    # --- resume
+    ckpt = Checkpointer(workdir, keep=config.get("keep_checkpoints", 3))
+    start = 0
+    if ckpt.latest_step() is not None:
+        start, state, _, _ = ckpt.restore(state)
+        logging.info("vqgan: resuming at step %d", start)
+    writer = MetricWriter(workdir, resume_step=start)
+    # --- compiled steps (the GAN variant only from disc_start on)
+    steps = {
+        False: jit_vqgan_step(graphdef, state, lpips_graphdef, lpips_state, loss_cfg, False, mesh)
+    }
+    if use_gan:
+        steps[True] = jit_vqgan_step(
+            graphdef, state, lpips_graphdef, lpips_state, loss_cfg, True, mesh
+        )
+    # --- loop
+    total = config.total_steps
+    progress = Progress(total, start)
+    base_key = jax.random.key(config.seed + 1)
+    final = {}
+    with PreemptionGuard() as preempt:
+        for step in range(start, total):
+            local = host_batch(train_images, config.batch_size, config.seed, step)
+            batch = host_local_to_global(local, mesh)
+            gan_on = use_gan and step >= loss_cfg.disc_start
+            t0 = time.perf_counter()
+            state, metrics = steps[gan_on](
+                state, lpips_state, batch, jax.random.fold_in(base_key, step)
+            )
+            done = step + 1
+            last = done == total or preempt.requested
+            if done % config.log_every_steps == 0 or last:
+                values = writer.write_scalars(
+                    done, {**metrics, "step_time_s": time.perf_counter() - t0}
+                )
+                progress.update(done, f"loss {values['loss']:.4f} psnr {values['psnr']:.2f}")
+            if done % config.eval_every_steps == 0 or last:
+                model = nnx.merge(graphdef, state).model
+                final, (x, out) = evaluate(model, val_images, config.batch_size, vq_cfg.n_embed)
+                writer.write_scalars(done, {f"val_{k}": v for k, v in final.items()})
+                grid = image_grid(to_uint8(np.concatenate([x[:8], out[:8]])), cols=8)
+                save_png(grid, os.path.join(workdir, "samples", f"recon_{done:06d}.png"), 4)
+                writer.write_images(done, {"reconstruction": grid})
+                logging.info("vqgan eval @%d: %s", done, final)
+            if done % config.checkpoint_every_steps == 0 or last:
+                ckpt.save(done, state, data_state={"step": done}, force=True)
+            if preempt.requested:
+                break
+    ckpt.close()
+    writer.close()
+    return final
