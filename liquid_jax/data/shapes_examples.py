@@ -1,0 +1,43 @@
+"""Shapes-world records, each a pure function of (seed, split, index).
+
+Each record draws from its own generator ``default_rng([seed, stream, split, index])``,
+so records can be made in any order or in parallel, a different seed changes every
+record, and the splits are disjoint streams: images never repeat across splits (every
+background carries per-pixel grain), though a test caption may repeat a train caption.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from liquid_jax.data.shapes_captions import caption_scene
+from liquid_jax.data.shapes_draw import render_scene
+from liquid_jax.data.shapes_scene import sample_scene
+from liquid_jax.data.shapes_text import text_document
+
+SPLITS = ("train", "validation", "test")
+_IMAGE_STREAM, _TEXT_STREAM = 0, 1
+
+
+def _rng(seed: int, stream: int, split: str, index: int) -> np.random.Generator:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+    return np.random.default_rng([seed, stream, SPLITS.index(split), index])
+
+
+def image_text_record(seed: int, split: str, index: int, image_size: int = 32) -> dict:
+    """One captioned image.
+
+    Returns ``{"image": uint8[S, S, 3], "caption": str, "attributes": dict (Scene.to_dict,
+    JSON-serialisable), "index": int}``.
+    """
+    rng = _rng(seed, _IMAGE_STREAM, split, index)
+    scene = sample_scene(rng, image_size)
+    caption = caption_scene(scene, rng)
+    image, _ = render_scene(scene)
+    return {"image": image, "caption": caption, "attributes": scene.to_dict(), "index": index}
+
+
+def text_record(seed: int, split: str, index: int) -> dict:
+    """One text-only document: ``{"text": str, "index": int}``."""
+    return {"text": text_document(_rng(seed, _TEXT_STREAM, split, index)), "index": index}
