@@ -1,0 +1,132 @@
+"""``import_hf``: a text LLM from HF -> a Liquid starting point; ``export_hf``: back out.
+
+The merged vocabulary (``liquid_jax.data.vocab.VocabLayout``): the base model's rows,
+the three special tokens, then the image codes. ``<boi>``, ``<eoi>`` and
+``<unconditional>`` reuse Gemma's ``<unused0..2>`` when the tokenizer has them (as the
+released Liquid model does, ids 7, 8, 9); otherwise they are added after the last
+tokenizer id (reusing spare embedding rows, e.g. Qwen's, when there are any).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax.numpy as jnp
+
+from liquid_jax.data.vocab import VOCAB_FILE, VocabLayout
+from liquid_jax.export.hf import load_hf, read_config, save_hf, save_tokenizer
+from liquid_jax.export.hf_config import stored_dtype
+from liquid_jax.export.hf_tokens import TokenizerFiles, add_special_tokens
+from liquid_jax.export.vocab_resize import expand_vocab
+
+SPECIAL_TOKENS = ("<boi>", "<eoi>", "<unconditional>")
+REUSED_SLOTS = ("<unused0>", "<unused1>", "<unused2>")
+
+
+def _special_ids(tokenizer: TokenizerFiles, model_vocab: int, where: str):
+    """(ids of <boi>, <eoi>, <unconditional>; text vocab size; tokens to add to files)."""
+    if tokenizer.present and len(tokenizer) > model_vocab:
+        raise ValueError(
+            f"{where}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+            f"is only {model_vocab}: too small"
+        )
+    existing = [tokenizer.get(t) for t in SPECIAL_TOKENS]
+    if all(i is not None for i in existing):  # already a Liquid tokenizer
+        return tuple(existing), model_vocab, {}
+    reused = [tokenizer.get(t) for t in REUSED_SLOTS]
+    if all(i is not None for i in reused):
+        return tuple(reused), model_vocab, {}
+    first = len(tokenizer) if tokenizer.present else model_vocab
+    ids = (first, first + 1, first + 2)
+    return ids, max(model_vocab, first + 3), dict(zip(SPECIAL_TOKENS, ids))
+
+
+def _check_distinct(named: dict[str, int], where: str) -> None:
+    """<boi>, <eoi>, <unconditional> must differ from each other and from bos/eos/pad
+    (bos, eos and pad may share an id, as in Qwen)."""
+    values = list(named.values())
+    clash = {k: v for k, v in named.items() if values.count(v) > 1}
+    if any(k in clash for k in ("boi_id", "eoi_id", "unconditional_id")):
+        raise ValueError(f"{where}: special token ids collide: {clash}")
+
+
+def import_hf(
+    hf_dir: str,
+    out_dir: str,
+    image_codes: int = 8192,
+    dtype=None,
+    vocab_multiple: int = 128,
+) -> VocabLayout:
+    """Converts an HF Gemma / Gemma2 / Qwen2 / Llama model into a Liquid starting point.
+
+    Loads ``hf_dir``, reserves ``<boi>``, ``<eoi>``, ``<unconditional>``, appends
+    ``image_codes`` rows (mean-initialised, see ``vocab_resize``), and writes to
+    ``out_dir`` an HF directory (loadable by ``AutoModelForCausalLM``) with the tokenizer
+    files (plus any added special tokens) and ``liquid_vocab.json``.
+
+    Args:
+      hf_dir: HF model directory (``config.json``, safetensors, tokenizer files optional).
+      out_dir: output directory (created).
+      image_codes: number of VQGAN codes (8192 for Chameleon's VQGAN).
+      dtype: parameter dtype written out; default the checkpoint's own.
+      vocab_multiple: padding multiple of the in-memory table (not written out).
+
+    Returns:
+      The ``VocabLayout`` that was saved.
+
+    Raises:
+      ValueError: ``image_codes`` < 1, a tokenizer larger than the model's vocabulary, or
+        special token ids that collide (with each other or bos / eos / pad).
+    """
+    if int(image_codes) < 1:
+        raise ValueError(f"import_hf: image_codes={image_codes} must be a positive number")
+    dtype = dtype or stored_dtype(read_config(hf_dir))
+    model = load_hf(hf_dir, dtype=dtype, vocab_multiple=vocab_multiple)
+    spec = model.spec
+    tokenizer = TokenizerFiles(hf_dir)
+    (boi, eoi, uncond), text_vocab, added = _special_ids(tokenizer, spec.vocab_size, hf_dir)
+
+    eos = spec.eos_token_id[0] if spec.eos_token_id else None
+    bos = spec.bos_token_id if spec.bos_token_id is not None else eos
+    if bos is None or eos is None:
+        raise ValueError(f"{hf_dir}/config.json: needs bos_token_id or eos_token_id")
+    pad = spec.pad_token_id if spec.pad_token_id is not None else eos
+    named = dict(
+        boi_id=boi, eoi_id=eoi, unconditional_id=uncond, bos_id=bos, eos_id=eos, pad_id=pad
+    )
+    _check_distinct(named, hf_dir)
+    layout = VocabLayout(text_vocab_size=text_vocab, num_image_codes=int(image_codes), **named)
+
+    model = expand_vocab(model, layout.vocab_size)
+    os.makedirs(out_dir, exist_ok=True)
+    save_hf(model, out_dir)
+    if tokenizer.present:
+        save_tokenizer(hf_dir, out_dir)
+        if added:
+            add_special_tokens(out_dir, added)
+    layout.save(out_dir)
+    return layout
+
+
+def export_hf(src_dir: str, out_dir: str, dtype=None) -> str:
+    """Re-writes an HF-format Liquid model directory (weights, tokenizer, vocab layout).
+
+    The weights go through ``load_hf`` / ``save_hf``, so the output is checked and in
+    the canonical layout. ``dtype`` defaults to the stored one. Raises ``ValueError``
+    when ``liquid_vocab.json`` describes more tokens than the model has.
+    """
+    dtype = dtype or stored_dtype(read_config(src_dir))
+    model = load_hf(src_dir, dtype=dtype)
+    layout = None
+    if os.path.exists(os.path.join(src_dir, VOCAB_FILE)):
+        layout = VocabLayout.load(src_dir)
+        if layout.vocab_size > model.spec.vocab_size:
+            raise ValueError(
+                f"{src_dir}: {VOCAB_FILE} needs {layout.vocab_size} tokens "
+                f"({layout.text_vocab_size} text + {layout.num_image_codes} image codes) "
+                f"but the model's vocabulary is only {model.spec.vocab_size}: too small"
+            )
+    save_hf(model, out_dir, tokenizer=src_dir, dtype=jnp.dtype(dtype))
+    if layout is not None:
+        layout.save(out_dir)
+    return out_dir

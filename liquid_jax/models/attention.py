@@ -1,0 +1,120 @@
+"""Self-attention: masks for packed sequences, sliding windows, soft-capping, KV cache.
+
+Masks are boolean ``[B, T, S]`` (query t may see key s). A key is visible when it is in
+the same segment, not later in the sequence (slot order), and, on sliding-window layers,
+fewer than ``window`` positions behind the query. The attention itself is plain XLA
+einsums (GQA without repeating keys); a fused kernel can replace ``dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from liquid_jax.models.kv_cache import write_layer
+from liquid_jax.models.layers import Dense
+from liquid_jax.models.rope import apply_rope
+from liquid_jax.models.spec import TransformerSpec
+
+# Finite, so a row that sees nothing still gives a finite (uniform) softmax.
+MASK_VALUE = -1e30
+
+
+def segment_causal_mask(
+    q_segments: jax.Array, kv_segments: jax.Array, q_slots: jax.Array, kv_slots: jax.Array
+) -> jax.Array:
+    """Same segment and not in the future.
+
+    q_segments: int32[B, T]; kv_segments: int32[B, S]; q_slots: int32[T]; kv_slots:
+    int32[S] (sequence / cache slot of each token) -> bool[B, T, S].
+    """
+    same = q_segments[:, :, None] == kv_segments[:, None, :]
+    causal = kv_slots[None, None, :] <= q_slots[None, :, None]
+    return same & causal
+
+
+def window_mask(q_positions: jax.Array, kv_positions: jax.Array, window: jax.Array) -> jax.Array:
+    """Keys fewer than ``window`` positions behind the query; all keys when window <= 0.
+
+    q_positions: int32[B, T]; kv_positions: int32[B, S]; window: int32[] -> bool[B, T, S].
+    ``window`` is traced so that layers with different windows share one scanned body.
+    """
+    distance = q_positions[:, :, None] - kv_positions[:, None, :]
+    return (window <= 0) | (distance < window)
+
+
+def dot_product_attention(
+    q_bthd: jax.Array,
+    k_bskd: jax.Array,
+    v_bskd: jax.Array,
+    mask_bts: jax.Array,
+    scale: float,
+    softcap: float | None = None,
+) -> jax.Array:
+    """Grouped-query attention.
+
+    q: [B, T, H, D]; k, v: [B, S, K, D] with H a multiple of K (query head h uses key
+    head h // (H / K), as HF's ``repeat_kv``); mask: bool[B, T, S] -> [B, T, H, D].
+    Scores and softmax run in float32.
+    """
+    b, t, h, d = q_bthd.shape
+    k_heads = k_bskd.shape[2]
+    q = q_bthd.reshape(b, t, k_heads, h // k_heads, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32)
+    scores = scores * scale
+    if softcap is not None:
+        scores = jnp.tanh(scores / softcap) * softcap
+    scores = jnp.where(mask_bts[:, None, None, :, :], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v_bskd.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd)
+    return out.reshape(b, t, h, d)
+
+
+class Attention(nnx.Module):
+    """HF-named projections: ``q_proj [embed, heads, head_dim]``, ``k_proj``/``v_proj``
+    ``[embed, kv_heads, head_dim]``, ``o_proj [heads, head_dim, embed]``."""
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
+        d, h, k, hd = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
+        self.scale = spec.attn_scale
+        self.softcap = spec.attn_logit_softcap
+        self.q_proj = Dense(
+            (d,), (h, hd), ("embed",), ("heads", "head_dim"), spec, rngs, spec.qkv_bias
+        )
+        self.k_proj = Dense(
+            (d,), (k, hd), ("embed",), ("kv_heads", "head_dim"), spec, rngs, spec.qkv_bias
+        )
+        self.v_proj = Dense(
+            (d,), (k, hd), ("embed",), ("kv_heads", "head_dim"), spec, rngs, spec.qkv_bias
+        )
+        self.o_proj = Dense(
+            (h, hd), (d,), ("heads", "head_dim"), ("embed",), spec, rngs, spec.o_bias
+        )
+
+    def __call__(
+        self,
+        x_btd: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        mask_bts: jax.Array,
+        cache_kv: tuple[jax.Array, jax.Array] | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+        """x: [B, T, D]; cos/sin: [B, T, head_dim]; mask: bool[B, T, S].
+
+        Without a cache S = T. With ``cache_kv`` (this layer's k, v: [B, S, K, head_dim])
+        the new keys/values are written at ``cache_index`` first and the queries attend
+        over all S slots. Returns ([B, T, D], updated (k, v) or None).
+        """
+        q = apply_rope(self.q_proj(x_btd), cos, sin)
+        k = apply_rope(self.k_proj(x_btd), cos, sin)
+        v = self.v_proj(x_btd)
+        new_cache = None
+        if cache_kv is not None:
+            k_cache = write_layer(cache_kv[0], k, cache_index)
+            v_cache = write_layer(cache_kv[1], v, cache_index)
+            new_cache = (k_cache, v_cache)
+            k, v = k_cache.astype(q.dtype), v_cache.astype(q.dtype)
+        out = dot_product_attention(q, k, v, mask_bts, self.scale, self.softcap)
+        return self.o_proj(out), new_cache

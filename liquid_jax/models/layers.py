@@ -1,0 +1,134 @@
+"""Building blocks: parameters with logical axes, projections, embedding, RMSNorm, MLP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from liquid_jax.models.spec import TransformerSpec
+
+
+def param(rngs: nnx.Rngs, init, shape: Sequence[int], names: Sequence[str], dtype) -> nnx.Param:
+    """An ``nnx.Param`` carrying logical axis names (one per dimension)."""
+    init = nnx.with_partitioning(init, tuple(names))
+    return nnx.Param(init(rngs.params(), tuple(shape), dtype))
+
+
+def zero_beyond(init, size: int, axis: int):
+    """``init`` with every index >= ``size`` along ``axis`` zeroed (vocabulary padding)."""
+
+    def wrapped(key, shape, dtype=jnp.float32):
+        value = init(key, shape, dtype)
+        keep = jax.lax.broadcasted_iota(jnp.int32, shape, axis) < size
+        return jnp.where(keep, value, jnp.zeros((), dtype))
+
+    return wrapped
+
+
+class Dense(nnx.Module):
+    """Contracts the last ``len(in_shape)`` axes of x with a kernel ``[*in_shape, *out_shape]``.
+
+    Keeping heads as separate kernel axes (``q_proj``: ``[embed, heads, head_dim]``) lets
+    the tensor axis shard heads without reshapes.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_shape: Sequence[int],
+        in_names: Sequence[str],
+        out_names: Sequence[str],
+        spec: TransformerSpec,
+        rngs: nnx.Rngs,
+        use_bias: bool = False,
+        kernel_init=None,
+    ):
+        self.num_in = len(in_shape)
+        self.dtype = spec.dtype
+        init = kernel_init or nnx.initializers.normal(spec.init_std)
+        self.kernel = param(
+            rngs, init, (*in_shape, *out_shape), (*in_names, *out_names), spec.param_dtype
+        )
+        self.bias = (
+            param(rngs, nnx.initializers.zeros, out_shape, out_names, spec.param_dtype)
+            if use_bias
+            else None
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jnp.tensordot(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.num_in)
+        if self.bias is not None:
+            y = y + self.bias[...].astype(self.dtype)
+        return y
+
+
+class Embed(nnx.Module):
+    """Token embedding ``embedding: [padded_vocab, embed]``, optionally scaled (Gemma)."""
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
+        self.spec = spec
+        # Padding rows start (and, never receiving gradient, stay) at zero.
+        init = zero_beyond(nnx.initializers.normal(spec.init_std), spec.vocab_size, 0)
+        self.embedding = param(
+            rngs,
+            init,
+            (spec.padded_vocab_size, spec.hidden_size),
+            ("vocab", "embed"),
+            spec.param_dtype,
+        )
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """tokens: int32[B, T] -> dtype[B, T, D]."""
+        x = jnp.take(self.embedding[...], tokens, axis=0).astype(self.spec.dtype)
+        if self.spec.scale_embeddings:
+            # HF rounds sqrt(hidden) to the compute dtype first (55.4 -> 55.5 in bf16).
+            x = x * jnp.asarray(self.spec.hidden_size**0.5, dtype=self.spec.dtype)
+        return x
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """Tied output head: x dtype[B, T, D] -> float32[B, T, padded_vocab]."""
+        w = self.embedding[...].astype(self.spec.dtype)
+        return jnp.einsum("btd,vd->btv", x, w, preferred_element_type=jnp.float32)
+
+
+class RMSNorm(nnx.Module):
+    """RMSNorm with ``scale: [embed]``; Gemma multiplies by ``1 + scale``.
+
+    Numerics follow HF: normalise in float32; Gemma applies the scale in float32 then
+    casts, Llama/Qwen cast first then apply the scale.
+    """
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
+        self.eps = spec.rms_norm_eps
+        self.plus_one = spec.norm_plus_one
+        init = nnx.initializers.zeros if spec.norm_plus_one else nnx.initializers.ones
+        self.scale = param(rngs, init, (spec.hidden_size,), ("embed",), spec.param_dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        if self.plus_one:
+            return (normed * (1.0 + self.scale[...].astype(jnp.float32))).astype(x.dtype)
+        return self.scale[...].astype(x.dtype) * normed.astype(x.dtype)
+
+
+class MLP(nnx.Module):
+    """Gated MLP: ``down(act(gate(x)) * up(x))`` (GeGLU for Gemma, SwiGLU otherwise)."""
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
+        d, f = spec.hidden_size, spec.intermediate_size
+        self.activation = spec.activation
+        self.gate_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs)
+        self.up_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs)
+        self.down_proj = Dense((f,), (d,), ("mlp",), ("embed",), spec, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        gate = self.gate_proj(x)
+        if self.activation == "gelu_tanh":
+            gate = jax.nn.gelu(gate, approximate=True)
+        else:
+            gate = jax.nn.silu(gate)
+        return self.down_proj(gate * self.up_proj(x))

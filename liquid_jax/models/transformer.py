@@ -1,0 +1,207 @@
+"""The decoder-only transformer: embedding, scanned decoder layers, final norm, LM head.
+
+Parameter paths follow HF module names (``embed_tokens``, ``layers.self_attn.q_proj``,
+``layers.mlp.gate_proj``, ``norm``, ``lm_head``); the per-layer parameters are stacked on
+a leading ``layers`` axis and run with ``nnx.scan``, so compile time does not grow with
+depth. Per-layer differences (Gemma2's alternating sliding window) are scanned inputs.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
+from liquid_jax.models.kv_cache import KVCache
+from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, zero_beyond
+from liquid_jax.models.rope import inverse_frequencies, rope_tables
+from liquid_jax.models.spec import TransformerSpec
+from liquid_jax.parallel import constrain
+
+# Finite so that arithmetic on logits (CFG mixing, temperature) stays finite.
+PAD_LOGIT = -1e9
+ACTIVATION_AXES = ("batch", "length", "embed")
+
+_REMAT_POLICIES = {
+    "full": None,  # jax.checkpoint's default: save nothing, recompute the layer
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "everything_saveable": jax.checkpoint_policies.everything_saveable,
+}
+
+
+class DecoderLayer(nnx.Module):
+    """Pre-norm block. Gemma2 adds norms after attention and around the MLP."""
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
+        self.sandwich = spec.sandwich_norms
+        self.self_attn = Attention(spec, rngs)
+        self.mlp = MLP(spec, rngs)
+        self.input_layernorm = RMSNorm(spec, rngs)
+        # Llama/Qwen/Gemma: the pre-MLP norm. Gemma2: the norm of the attention output.
+        self.post_attention_layernorm = RMSNorm(spec, rngs)
+        if spec.sandwich_norms:
+            self.pre_feedforward_layernorm = RMSNorm(spec, rngs)
+            self.post_feedforward_layernorm = RMSNorm(spec, rngs)
+
+    def __call__(self, x_btd, cos, sin, mask_bts, cache_kv=None, cache_index=None):
+        h, new_kv = self.self_attn(
+            self.input_layernorm(x_btd), cos, sin, mask_bts, cache_kv, cache_index
+        )
+        if self.sandwich:
+            x_btd = x_btd + self.post_attention_layernorm(h)
+            h = self.mlp(self.pre_feedforward_layernorm(x_btd))
+            x_btd = x_btd + self.post_feedforward_layernorm(h)
+        else:
+            x_btd = x_btd + h
+            x_btd = x_btd + self.mlp(self.post_attention_layernorm(x_btd))
+        return x_btd, new_kv
+
+
+def _stacked_layers(spec: TransformerSpec, rngs: nnx.Rngs) -> DecoderLayer:
+    """``num_layers`` independently initialised layers as one module with a leading axis."""
+
+    @nnx.split_rngs(splits=spec.num_layers)
+    @nnx.vmap(in_axes=0, out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make(layer_rngs):
+        return DecoderLayer(spec, layer_rngs)
+
+    return make(rngs)
+
+
+class Transformer(nnx.Module):
+    """Gemma / Gemma2 / Qwen2 / Llama-3 decoder, configured by a ``TransformerSpec``."""
+
+    def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs | None = None):
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        self.spec = spec
+        self.embed_tokens = Embed(spec, rngs)
+        self.layers = _stacked_layers(spec, rngs)
+        self.norm = RMSNorm(spec, rngs)
+        self.lm_head = (
+            None
+            if spec.tie_embeddings
+            else Dense(
+                (spec.hidden_size,),
+                (spec.padded_vocab_size,),
+                ("embed",),
+                ("vocab",),
+                spec,
+                rngs,
+                kernel_init=zero_beyond(nnx.initializers.normal(spec.init_std), spec.vocab_size, 1),
+            )
+        )
+
+    def init_cache(self, batch: int, max_len: int, dtype=None) -> KVCache:
+        """An empty cache of ``max_len`` slots per row (prompt + generated tokens)."""
+        s = self.spec
+        return KVCache.create(
+            s.num_layers, batch, max_len, s.num_kv_heads, s.head_dim, dtype or s.dtype
+        )
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        cache: KVCache | None = None,
+        logit_indices: jax.Array | None = None,
+    ):
+        """Next-token logits.
+
+        Args:
+          tokens: int32[B, T].
+          positions: int32[B, T] RoPE positions, reset per segment in packed rows.
+            Defaults to ``0..T-1`` (plus ``cache.index`` with a cache).
+          segment_ids: int32[B, T]; tokens attend causally within their own segment only;
+            0 marks padding. Defaults to all ones.
+          cache: a ``KVCache`` (``init_cache``): prefill with many tokens, decode with one.
+          logit_indices: int32[B, K]: compute logits only at these sequence indices (e.g.
+            each row's last prompt token), which saves the [B, T, V] logits of a long
+            prefill. The result is then float32[B, K, padded_vocab].
+
+        Returns:
+          logits float32[B, T, padded_vocab] with the padding columns at ``PAD_LOGIT``;
+          ``(logits, new_cache)`` when a cache is passed.
+        """
+        spec = self.spec
+        b, t = tokens.shape
+        offset = cache.index if cache is not None else 0
+        if positions is None:
+            positions = jnp.broadcast_to(offset + jnp.arange(t, dtype=jnp.int32), (b, t))
+        if segment_ids is None:
+            segment_ids = jnp.ones((b, t), jnp.int32)
+        positions = positions.astype(jnp.int32)
+        segment_ids = segment_ids.astype(jnp.int32)
+
+        x = constrain(self.embed_tokens(tokens), ACTIVATION_AXES)
+        inv_freq = inverse_frequencies(spec.head_dim, spec.rope_theta, spec.rope_scaling)
+        cos, sin = rope_tables(positions, inv_freq, spec.dtype)
+
+        q_slots = offset + jnp.arange(t, dtype=jnp.int32)
+        if cache is None:
+            kv_positions, kv_k, kv_v = positions, None, None
+            base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
+        else:
+            cache = cache.write_tokens(segment_ids, positions)
+            kv_positions, kv_k, kv_v = cache.positions, cache.k, cache.v
+            kv_slots = jnp.arange(cache.max_len, dtype=jnp.int32)
+            base_mask = segment_causal_mask(segment_ids, cache.segment_ids, q_slots, kv_slots)
+        cache_index = None if cache is None else cache.index
+
+        def body(x, layer, window, k_l, v_l):
+            mask = base_mask & window_mask(positions, kv_positions, window)
+            layer_cache = None if k_l is None else (k_l, v_l)
+            x, new_kv = layer(x, cos, sin, mask, layer_cache, cache_index)
+            return constrain(x, ACTIVATION_AXES), new_kv
+
+        if spec.remat != "none":
+            policy = _REMAT_POLICIES[spec.remat]
+            body = nnx.remat(body, policy=policy, prevent_cse=False, graph=False)
+        scan = nnx.scan(
+            body,
+            in_axes=(nnx.Carry, 0, 0, 0, 0),
+            out_axes=(nnx.Carry, 0),
+            transform_metadata={nnx.PARTITION_NAME: "layers"},
+            graph=False,
+        )
+        windows = jnp.asarray(spec.window_sizes, jnp.int32)
+        x, new_kv = scan(x, self.layers, windows, kv_k, kv_v)
+
+        if logit_indices is not None:
+            x = jnp.take_along_axis(x, logit_indices.astype(jnp.int32)[..., None], axis=1)
+        logits = self._logits(self.norm(x))
+        if cache is None:
+            return logits
+        return logits, cache.replace(k=new_kv[0], v=new_kv[1]).advance(t)
+
+    def _logits(self, x_btd: jax.Array) -> jax.Array:
+        spec = self.spec
+        if self.lm_head is None:
+            logits = self.embed_tokens.attend(x_btd)
+        else:
+            w = self.lm_head.kernel[...].astype(spec.dtype)
+            logits = jnp.einsum("btd,dv->btv", x_btd, w, preferred_element_type=jnp.float32)
+        if spec.final_logit_softcap is not None:
+            cap = spec.final_logit_softcap
+            logits = jnp.tanh(logits / cap) * cap
+        # Padding columns of the table must never win a softmax, argmax or sample.
+        real = jnp.arange(spec.padded_vocab_size) < spec.vocab_size
+        logits = jnp.where(real, logits, PAD_LOGIT)
+        return constrain(logits, ("batch", "length", "vocab"))
+
+
+def count_params(model: Transformer, include_padding: bool = False) -> int:
+    """Number of parameters (works on ``nnx.eval_shape`` models, nothing allocated).
+
+    Vocabulary padding rows (embedding and untied LM head) are left out unless asked for,
+    so the figure compares with published counts.
+    """
+    leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+    total = sum(int(x.size) for x in leaves)
+    if not include_padding:
+        spec = model.spec
+        padding = (spec.padded_vocab_size - spec.vocab_size) * spec.hidden_size
+        total -= padding * (1 if spec.tie_embeddings else 2)
+    return total

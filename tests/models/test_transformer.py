@@ -1,0 +1,149 @@
+"""The transformer on its own: KV cache, padding, remat, sharding, spec checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from liquid_jax.models.spec import TransformerSpec
+from liquid_jax.models.transformer import PAD_LOGIT, Transformer
+from liquid_jax.parallel import MeshConfig, create_sharded, make_mesh
+
+VOCAB = 300
+
+
+def tiny_spec(family="gemma2", **kw):
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_layers=3,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        init_std=0.2,
+    )
+    if family == "gemma2":
+        fields.update(sliding_window=3, attn_logit_softcap=5.0, final_logit_softcap=8.0)
+    return TransformerSpec.for_family(family, **{**fields, **kw})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Transformer(tiny_spec(), rngs=nnx.Rngs(0))
+
+
+@nnx.jit
+def forward(model, tokens):
+    return model(tokens)
+
+
+@nnx.jit
+def cached(model, tokens, positions, segment_ids, cache, logit_indices=None):
+    return model(tokens, positions, segment_ids, cache=cache, logit_indices=logit_indices)
+
+
+def _tokens(shape, seed=0):
+    return jnp.asarray(np.random.RandomState(seed).randint(0, VOCAB, shape), jnp.int32)
+
+
+def test_padding_columns_are_masked(model):
+    logits = forward(model, _tokens((2, 10)))
+    assert logits.shape == (2, 10, 384) and logits.dtype == jnp.float32
+    assert np.all(np.asarray(logits[..., VOCAB:]) == PAD_LOGIT)
+    assert model.spec.window_sizes == (3, 0, 3)  # HF Gemma2: even layers slide
+
+
+def test_prefill_then_decode_equals_full_forward(model):
+    tokens = _tokens((2, 10))
+    full = forward(model, tokens)
+    cache = model.init_cache(2, 12)
+    ones = jnp.ones((2, 6), jnp.int32)
+    logits, cache = cached(model, tokens[:, :6], jnp.arange(6)[None].repeat(2, 0), ones, cache)
+    steps = [logits]
+    for i in range(6, 10):
+        pos = jnp.full((2, 1), i, jnp.int32)
+        logits, cache = cached(model, tokens[:, i : i + 1], pos, ones[:, :1], cache)
+        steps.append(logits)
+    assert int(cache.index) == 10
+    np.testing.assert_allclose(
+        jnp.concatenate(steps, 1)[..., :VOCAB], full[..., :VOCAB], atol=2e-5, rtol=1e-5
+    )
+
+
+def test_left_and_right_padded_prompts_match_unpadded(model):
+    """Per-row positions and segment ids: padding (segment 0) is invisible on either side,
+    including to the sliding window, which counts positions rather than slots."""
+    tokens = _tokens((2, 10))
+    full = forward(model, tokens)  # row 0's first five tokens are the reference prompt
+    real, pad = tokens[0, :4], jnp.zeros((2,), jnp.int32)
+    prompt = jnp.stack([jnp.concatenate([real, pad]), jnp.concatenate([pad, real])])
+    segments = jnp.asarray([[1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]], jnp.int32)
+    positions = jnp.asarray([[0, 1, 2, 3, 0, 0], [0, 0, 0, 1, 2, 3]], jnp.int32)
+    last = jnp.asarray([[3], [5]], jnp.int32)  # each row's last real prompt token
+    logits, cache = cached(model, prompt, positions, segments, model.init_cache(2, 12), last)
+    assert logits.shape == (2, 1, 384)
+    for row in range(2):
+        np.testing.assert_allclose(logits[row, 0, :VOCAB], full[0, 3, :VOCAB], atol=2e-5, rtol=1e-5)
+    nxt = jnp.full((2, 1), tokens[0, 4])
+    logits, _ = cached(model, nxt, jnp.full((2, 1), 4), jnp.ones((2, 1), jnp.int32), cache)
+    for row in range(2):
+        np.testing.assert_allclose(logits[row, 0, :VOCAB], full[0, 4, :VOCAB], atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["full", "dots_saveable"])
+def test_remat_policies_give_the_same_gradients(policy):
+    spec = tiny_spec("llama", num_layers=2)
+    tokens = _tokens((2, 8))
+
+    def grads(spec):
+        model = Transformer(spec, rngs=nnx.Rngs(1))
+
+        @nnx.jit
+        def step(model):
+            loss = lambda m: jnp.mean(jax.nn.logsumexp(m(tokens)[..., :VOCAB], -1))
+            return nnx.grad(loss)(model)
+
+        return jax.tree.leaves(step(model))
+
+    for a, b in zip(grads(spec), grads(spec.replace(remat=policy))):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_sharded_forward_matches_single_device(cpu_devices):
+    spec = tiny_spec("qwen2", tie_embeddings=False)
+    mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    sharded = create_sharded(lambda: Transformer(spec, rngs=nnx.Rngs(0)), mesh)
+    plain = Transformer(spec, rngs=nnx.Rngs(0))
+    q = sharded.layers.self_attn.q_proj.kernel[...]
+    assert q.sharding.spec == P(None, "fsdp", "tensor", None)
+    assert sharded.lm_head.kernel[...].sharding.spec == P("fsdp", "tensor")
+    tokens = _tokens((4, 8))
+    with jax.set_mesh(mesh):
+        logits = forward(sharded, tokens)
+    assert logits.sharding.spec == P(("data", "fsdp"), None, "tensor")
+    np.testing.assert_allclose(logits, forward(plain, tokens), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(family="mamba"), "unknown family"),
+        (dict(num_kv_heads=3), "not a multiple"),
+        (dict(remat="sometimes"), "unknown remat"),
+        (dict(layer_types=("sliding_attention",) * 3), "need a sliding_window"),
+        (dict(layer_types=("full_attention",)), "1 layer_types for 3 layers"),
+    ],
+)
+def test_bad_specs_are_named(kw, match):
+    family = kw.pop("family", "llama")
+    with pytest.raises(ValueError, match=match):
+        tiny_spec(family, **kw) if family != "mamba" else TransformerSpec.for_family(family)
+
+
+def test_spec_is_hashable_and_pads_vocab():
+    spec = tiny_spec("gemma", vocab_multiple=128)
+    assert hash(spec) == hash(tiny_spec("gemma"))
+    assert spec.padded_vocab_size == 384 and spec.replace(vocab_multiple=1).padded_vocab_size == 300
