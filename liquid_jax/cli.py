@@ -57,6 +57,14 @@ def _export() -> None:
     logging.info("wrote %s", FLAGS.out)
 
 
+def _train_vqgan() -> None:
+    _require("config", "workdir")
+    from liquid_jax.train.vqgan_loop import train_vqgan
+
+    metrics = train_vqgan(FLAGS.config, FLAGS.workdir)
+    logging.info("train-vqgan: final validation metrics %s", metrics)
+
+
 def _not_built(name: str) -> Callable[[], None]:
     def run() -> None:
         print(f"liquid-jax {name}: not available in this version yet", file=sys.stderr)
@@ -67,7 +75,7 @@ def _not_built(name: str) -> Callable[[], None]:
 
 COMMANDS: dict[str, Callable[[], None]] = {
     "demo": _not_built("demo"),
-    "train-vqgan": _not_built("train-vqgan"),
+    "train-vqgan": _train_vqgan,
     "encode-images": _not_built("encode-images"),
     "train": _not_built("train"),
     "sample": _not_built("sample"),

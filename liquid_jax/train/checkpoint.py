@@ -17,6 +17,14 @@ from absl import logging
 CHECKPOINT_DIR = "checkpoints"
 
 
+def _quiet_orbax(record) -> bool:
+    """Orbax logs every phase of every save at INFO; keep its warnings and errors only."""
+    return record.levelno >= 30 or "orbax" not in record.pathname
+
+
+logging.get_absl_logger().addFilter(_quiet_orbax)
+
+
 class Checkpointer:
     """Keeps the last ``keep`` checkpoints of one run and restores the newest complete one.
 
@@ -87,6 +95,14 @@ class Checkpointer:
         )
         logging.info("checkpoint: restored step %d from %s", step, self.directory)
         return step, restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
+
+    def restore_raw(self, step: int | None = None) -> Any:
+        """The saved state pytree as stored (host arrays), with no target structure."""
+        step = self.latest_step() if step is None else step
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+        )
+        return restored["state"]
 
     def wait(self) -> None:
         """Blocks until any save in flight is complete on disk."""

@@ -37,7 +37,7 @@ class VQGANLossConfig:
     disc_weight: float = 0.0  # 0 disables the GAN
     disc_start: int = 0
     reseed_every: int = 0  # 0 disables dead-code re-seeding
-    reseed_threshold: float = 0.03
+    reseed_threshold: float = 0.03  # fraction of the uniform share
 
 
 class VQGANTrainState(nnx.Module):
@@ -113,9 +113,9 @@ def make_vqgan_step(graphdef, lpips_graphdef, cfg: VQGANLossConfig, use_gan: boo
             latents = aux["latents"].reshape(-1, aux["latents"].shape[-1])
             codebook = ts.model.quantize.embedding
             do = (ts.step[...] + 1) % cfg.reseed_every == 0
-            new, n_dead = ts.tracker.reseed(codebook[...], latents, key, cfg.reseed_threshold)
-            codebook[...] = jnp.where(do, new, codebook[...])
-            metrics["reseeded"] = jnp.where(do, n_dead, 0)
+            codebook[...], metrics["reseeded"] = ts.tracker.reseed(
+                codebook[...], latents, key, cfg.reseed_threshold, active=do
+            )
         ts.step[...] = ts.step[...] + 1
         metrics.update(psnr=jnp.mean(psnr(images, recon)))
         metrics.update(codebook_stats(codes, ts.tracker.usage.shape[0]))
