@@ -8,6 +8,7 @@ from typing import TypeVar
 import jax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from liquid_jax.parallel.rules import Rules, logical_to_mesh
 
@@ -18,6 +19,23 @@ def _names_of(variable) -> tuple | None:
     meta = variable.get_metadata() if hasattr(variable, "get_metadata") else {}
     names = meta.get("out_sharding") or meta.get("sharding_names") or meta.get("sharding")
     return tuple(names) if names else None
+
+
+def fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh) -> P:
+    """Drops mesh axes that do not divide their dimension (e.g. one KV head under MQA
+    with tensor parallelism): that dimension is replicated over them instead."""
+    out = []
+    for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+        axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        kept, size = [], 1
+        for a in axes:
+            if dim % (size * mesh.shape[a]) == 0:
+                kept.append(a)
+                size *= mesh.shape[a]
+        out.append(None if not kept else kept[0] if len(kept) == 1 else tuple(kept))
+    while out and out[-1] is None:
+        out.pop()
+    return P(*out)
 
 
 def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules | None = None):
@@ -33,7 +51,7 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules | None = None):
         ndim = len(getattr(value, "shape", ()))
         if names is not None and len(names) != ndim:
             raise ValueError(f"logical axes {names} do not match a value of shape {value.shape}")
-        spec = logical_to_mesh(names, mesh.axis_names, rules)
+        spec = fit_spec(logical_to_mesh(names, mesh.axis_names, rules), value.shape, mesh)
         return variable.replace(NamedSharding(mesh, spec))
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))

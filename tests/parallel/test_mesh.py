@@ -68,3 +68,34 @@ def test_host_local_to_global_shards_batch(cpu_devices):
     g = host_local_to_global({"x": x}, mesh)["x"]
     assert g.shape == (16, 3) and g.sharding.spec == P(("data", "fsdp"), None)
     np.testing.assert_array_equal(np.asarray(g), x)
+
+
+def test_fit_spec_replicates_dimensions_a_mesh_axis_does_not_divide(cpu_devices):
+    from liquid_jax.parallel.sharding import fit_spec
+
+    mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    # One KV head (MQA) cannot be split over tensor=2; the other dims still are.
+    assert fit_spec(P("fsdp", "tensor", None), (64, 1, 16), mesh) == P("fsdp")
+    assert fit_spec(P(("data", "fsdp"), None), (6, 3), mesh) == P("data")
+
+
+def test_mqa_model_creates_on_tensor_parallel_mesh(cpu_devices):
+    from liquid_jax.models import Transformer, TransformerSpec
+
+    spec = TransformerSpec.for_family(
+        "gemma",
+        vocab_size=100,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        head_dim=8,
+        intermediate_size=64,
+    )
+    mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    model = create_sharded(lambda: Transformer(spec, rngs=nnx.Rngs(0)), mesh)
+    tokens = np.arange(8, dtype=np.int32).reshape(2, 4)
+    with jax.set_mesh(mesh):
+        logits = nnx.jit(lambda m, t: m(t))(model, tokens)
+    ref = Transformer(spec, rngs=nnx.Rngs(0))(tokens)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(ref), atol=1e-5)
