@@ -1,5 +1,7 @@
 """liquid_jax: Liquid (unified multimodal generation by next-token prediction) in JAX/Flax."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 TORCH = [
@@ -13,7 +15,7 @@ setup(
     name="liquid_jax",
     version="0.1.0",
     description="Liquid: language models as scalable unified multimodal generators, in JAX/Flax",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["liquid_jax", "liquid_jax.*"]),

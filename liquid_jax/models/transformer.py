@@ -182,7 +182,9 @@ class Transformer(nnx.Module):
             logits = self.embed_tokens.attend(x_btd)
         else:
             w = self.lm_head.kernel[...].astype(spec.dtype)
-            logits = jnp.einsum("btd,dv->btv", x_btd, w, preferred_element_type=jnp.float32)
+            logits = jnp.dot(
+                x_btd.reshape(-1, x_btd.shape[-1]), w, preferred_element_type=jnp.float32
+            ).reshape(*x_btd.shape[:-1], w.shape[-1])
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             logits = jnp.tanh(logits / cap) * cap

@@ -33,9 +33,8 @@ def fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh) -> P:
                 kept.append(a)
                 size *= mesh.shape[a]
         out.append(None if not kept else kept[0] if len(kept) == 1 else tuple(kept))
-    while out and out[-1] is None:
-        out.pop()
-    return P(*out)
+    fitted = P(*out[: len(spec)])
+    return spec if fitted == spec else fitted
 
 
 def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules | None = None):

@@ -75,8 +75,8 @@ def test_fit_spec_replicates_dimensions_a_mesh_axis_does_not_divide(cpu_devices)
 
     mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
     # One KV head (MQA) cannot be split over tensor=2; the other dims still are.
-    assert fit_spec(P("fsdp", "tensor", None), (64, 1, 16), mesh) == P("fsdp")
-    assert fit_spec(P(("data", "fsdp"), None), (6, 3), mesh) == P("data")
+    assert fit_spec(P("fsdp", "tensor", None), (64, 1, 16), mesh) == P("fsdp", None, None)
+    assert fit_spec(P(("data", "fsdp"), None), (6, 3), mesh) == P("data", None)
 
 
 def test_mqa_model_creates_on_tensor_parallel_mesh(cpu_devices):
