@@ -3,24 +3,16 @@
     liquid-jax train-vqgan --config configs/vqgan_shapes.py --workdir /tmp/vqgan
     liquid-jax train-vqgan --config configs/vqgan_shapes.py:runlocal --workdir /tmp/vq_small
 
-``arg`` is a comma-separated list of ``key=value`` or flags; ``runlocal`` shrinks
-everything to a seconds-long smoke run.
+``runlocal`` shrinks everything to a seconds-long smoke run.
 """
 
 import ml_collections
 
-
-def parse_arg(arg: str) -> dict:
-    out = {}
-    for part in filter(None, (arg or "").split(",")):
-        key, _, value = part.partition("=")
-        out[key] = value if value else True
-    return out
+from liquid_jax.config_utils import parse_arg
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    args = parse_arg(arg)
-    runlocal = bool(args.get("runlocal"))
+    runlocal = parse_arg(arg, runlocal=False).runlocal
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.total_steps = 40 if runlocal else 1500

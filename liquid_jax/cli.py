@@ -65,6 +65,26 @@ def _train_vqgan() -> None:
     logging.info("train-vqgan: final validation metrics %s", metrics)
 
 
+def _train() -> None:
+    _require("config", "workdir")
+    from liquid_jax.parallel import initialize_distributed
+    from liquid_jax.train.loop import train
+
+    initialize_distributed()
+    metrics = train(FLAGS.config, FLAGS.workdir)
+    logging.info("train: last metrics %s", metrics)
+
+
+def _encode_images() -> None:
+    _require("config", "workdir")
+    from liquid_jax.data.encode_images import extract_codes
+    from liquid_jax.parallel import initialize_distributed
+
+    initialize_distributed()
+    summary = extract_codes(FLAGS.config, FLAGS.workdir)
+    logging.info("encode-images: wrote codes of %s under %s", ", ".join(summary), FLAGS.workdir)
+
+
 def _not_built(name: str) -> Callable[[], None]:
     def run() -> None:
         print(f"liquid-jax {name}: not available in this version yet", file=sys.stderr)
@@ -76,8 +96,8 @@ def _not_built(name: str) -> Callable[[], None]:
 COMMANDS: dict[str, Callable[[], None]] = {
     "demo": _not_built("demo"),
     "train-vqgan": _train_vqgan,
-    "encode-images": _not_built("encode-images"),
-    "train": _not_built("train"),
+    "encode-images": _encode_images,
+    "train": _train,
     "sample": _not_built("sample"),
     "import-hf": _import_hf,
     "export": _export,

@@ -27,6 +27,7 @@ class MeshConfig:
     dcn_data: int = 1
     dcn_fsdp: int = 1
     dcn_tensor: int = 1
+    num_devices: int = -1  # use only the first N devices (-1: all)
 
     @classmethod
     def from_config(cls, cfg) -> MeshConfig:
@@ -69,6 +70,10 @@ def make_mesh(cfg: MeshConfig | None = None, devices: Sequence[jax.Device] | Non
     """
     cfg = cfg or MeshConfig()
     devices = list(devices if devices is not None else jax.devices())
+    if cfg.num_devices > 0:
+        if cfg.num_devices > len(devices):
+            raise ValueError(f"mesh: num_devices={cfg.num_devices} but {len(devices)} exist")
+        devices = devices[: cfg.num_devices]
     dcn = (cfg.dcn_data, cfg.dcn_fsdp, cfg.dcn_tensor)
     num_slices = math.prod(dcn)
     if len(devices) % num_slices:

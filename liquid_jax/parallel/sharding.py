@@ -47,6 +47,8 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules | None = None):
     def one(variable):
         names = _names_of(variable)
         value = variable.get_value() if hasattr(variable, "get_value") else variable
+        if not hasattr(value, "shape"):  # e.g. optax's MaskedNode: an empty subtree
+            return variable
         ndim = len(getattr(value, "shape", ()))
         if names is not None and len(names) != ndim:
             raise ValueError(f"logical axes {names} do not match a value of shape {value.shape}")

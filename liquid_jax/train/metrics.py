@@ -52,7 +52,10 @@ class MetricWriter:
         values = {k: _scalar(v) for k, v in scalars.items()}
         if self.enabled:
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": int(step), **values}) + "\n")
+                # JSON has no NaN: a metric with no value this step (e.g. a task absent
+                # from the batch) is written as null.
+                row = {k: v if math.isfinite(v) else None for k, v in values.items()}
+                f.write(json.dumps({"step": int(step), **row}) + "\n")
             if self._tb is not None:
                 for k, v in values.items():
                     if math.isfinite(v):

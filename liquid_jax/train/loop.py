@@ -1,0 +1,223 @@
+"""``liquid-jax train``: the sharded, resumable Liquid training loop.
+
+Sections: mesh, tokenizer + vocabulary, data, state (created sharded), resume, compiled
+steps, loop (metrics, evaluation, checkpoints, preemption, NaN guard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from liquid_jax.data.pipeline import make_iterator, to_global_batch
+from liquid_jax.data.pipeline_config import PipelineConfig
+from liquid_jax.models import Transformer
+from liquid_jax.parallel import MeshConfig, axis_rules, make_mesh
+from liquid_jax.train.checkpoint import Checkpointer
+from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
+from liquid_jax.train.loss import metrics_from_sums
+from liquid_jax.train.metrics import MetricWriter, Progress
+from liquid_jax.train.optimizer import make_optimizer
+from liquid_jax.train.preemption import PreemptionGuard
+from liquid_jax.train.setup import (
+    load_initial_weights,
+    model_spec,
+    resolve_layout,
+    resolve_tokenizer,
+)
+from liquid_jax.train.train_state import create_train_state
+from liquid_jax.train.train_step import StepConfig, jit_eval_step, jit_train_step
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite steps in a row; the last good checkpoint is left as it was."""
+
+
+def _data_config(config, validation: bool = False) -> PipelineConfig:
+    data = config.data.to_dict()
+    val = data.pop("validation", {}) or {}
+    if validation:
+        data.update(val)
+    return PipelineConfig.from_config(data)
+
+
+def _evaluate(eval_step, state, config, tokenizer, layout, mesh) -> dict[str, float]:
+    """Mean validation metrics over ``config.eval_steps`` batches (a fresh pass each time)."""
+    it = make_iterator(_data_config(config, validation=True), tokenizer, layout)
+    total = None
+    try:
+        for _ in range(config.eval_steps):
+            sums = eval_step(state, to_global_batch(next(it), mesh))
+            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    except StopIteration:
+        pass
+    finally:
+        it.close()
+    if total is None:
+        return {}
+    metrics = metrics_from_sums(total, config.train.max_z_weight)
+    return {f"val_{k}": float(v) for k, v in metrics.items()}
+
+
+def train(config, workdir: str) -> dict[str, float]:
+    """Trains (or resumes) the Liquid model described by ``config`` in ``workdir``.
+
+    Returns the last logged metrics. Stable outputs: ``workdir/metrics.jsonl`` (one JSON
+    object per logged step with ``step``, ``loss`` and per-task losses) and
+    ``workdir/checkpoints/`` (Orbax).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    rules = tuple(tuple(r) for r in config.get("axis_rules", ())) or None
+    # --- mesh
+    mesh = make_mesh(MeshConfig.from_config(config.mesh))
+    logging.info(
+        "mesh %s over %d devices (%d processes)",
+        dict(mesh.shape),
+        jax.device_count(),
+        jax.process_count(),
+    )
+    # --- tokenizer and vocabulary
+    tokenizer = resolve_tokenizer(config, workdir)
+    layout = resolve_layout(config, tokenizer)
+    if jax.process_index() == 0:
+        layout.save(workdir)
+        if not os.path.exists(os.path.join(workdir, "tokenizer")):
+            tokenizer.save(os.path.join(workdir, "tokenizer"))
+    # --- data
+    data_cfg = _data_config(config)
+    train_iter = make_iterator(data_cfg, tokenizer, layout)
+    # --- model and optimizer state, created sharded
+    spec = model_spec(config, layout)
+    total_steps = int(config.total_steps)
+
+    def tx_factory(params):
+        return make_optimizer(config.optim, total_steps, params)
+
+    with axis_rules(rules) if rules else contextlib.nullcontext():
+        state_obj = create_train_state(
+            lambda: Transformer(spec, rngs=nnx.Rngs(config.seed)), tx_factory, mesh, rules
+        )
+    logging.info(
+        "model: %s, %.1fM parameters",
+        spec.family,
+        sum(x.size for x in jax.tree.leaves(nnx.state(state_obj.model, nnx.Param))) / 1e6,
+    )
+    # --- resume, or start from the initial weights
+    ckpt = Checkpointer(workdir, keep=config.get("keep_checkpoints", 3))
+    graphdef, state = nnx.split(state_obj)
+    start = 0
+    if ckpt.latest_step() is not None:
+        start, state, data_state, _ = ckpt.restore(state)
+        train_iter.set_state(data_state["train"])
+        logging.info("resumed from step %d", start)
+    elif config.model.get("init_from", ""):
+        load_initial_weights(config, state_obj.model, mesh)
+        graphdef, state = nnx.split(state_obj)
+    del state_obj
+    # --- compiled steps
+    train_cfg = config.train
+    step_cfg = StepConfig(
+        grad_accum=int(train_cfg.grad_accum),
+        max_z_weight=float(train_cfg.max_z_weight),
+        new_rows_only_below=layout.text_vocab_size if train_cfg.new_rows_only else None,
+    )
+    with jax.set_mesh(mesh):
+        train_step = jit_train_step(graphdef, state, step_cfg, mesh)
+        eval_step = jit_eval_step(graphdef, state, mesh, step_cfg.max_z_weight)
+    # --- metrics
+    writer = MetricWriter(workdir, resume_step=start)
+    tokens_per_step = data_cfg.batch_size * data_cfg.seq_len
+    flops_per_step = train_flops_per_token(spec, data_cfg.seq_len) * tokens_per_step
+    peak, peak_source = device_peak_flops(override=train_cfg.get("peak_flops", 0.0))
+    logging.info(
+        "MFU against %.3g FLOP/s per device (%s), %.3g FLOPs per step",
+        peak,
+        peak_source,
+        flops_per_step,
+    )
+    progress = Progress(total_steps, start)
+    last: dict[str, float] = {}
+    window, t_window = [], time.perf_counter()
+    # --- loop
+    with PreemptionGuard() as preempt, jax.set_mesh(mesh):
+        for step in range(start, total_steps):
+            try:
+                host = next(train_iter)
+            except StopIteration:
+                logging.warning("data exhausted at step %d", step)
+                break
+            real = float((host["segment_ids"] > 0).mean())
+            state, metrics = train_step(state, to_global_batch(host, mesh))
+            window.append((metrics, real))
+            done = step + 1
+            final = done == total_steps or preempt.requested
+            if done % config.log_every_steps == 0 or final:
+                values = _window_means(window)
+                dt = (time.perf_counter() - t_window) / len(window)
+                values.update(
+                    step_time_s=dt,
+                    tokens_per_s=tokens_per_step / dt,
+                    mfu=flops_per_step / dt / (peak * jax.device_count()) if peak else math.nan,
+                    lr=float(make_lr(config, total_steps)(step)),
+                )
+                last = writer.write_scalars(done, values)
+                window, t_window = [], time.perf_counter()
+                progress.update(done, f"loss {last['loss']:.4f} {last['tokens_per_s']:.0f} tok/s")
+                if last["nonfinite_in_a_row"] >= train_cfg.max_nonfinite_steps:
+                    ckpt.close()
+                    raise NonFiniteError(
+                        f"{int(last['nonfinite_in_a_row'])} non-finite steps in a row at step "
+                        f"{done}; stopping. The last good checkpoint "
+                        f"(step {ckpt.latest_step()}) is unchanged in {ckpt.directory}"
+                    )
+            if config.eval_every_steps and (done % config.eval_every_steps == 0 or final):
+                val = _evaluate(eval_step, state, config, tokenizer, layout, mesh)
+                if val:
+                    writer.write_scalars(done, val)
+                    last.update(val)
+                    logging.info("eval @%d: %s", done, val)
+            if done % config.checkpoint_every_steps == 0 or final:
+                ckpt.save(
+                    done,
+                    state,
+                    data_state={"train": train_iter.get_state()},
+                    meta={"spec": spec.family},
+                    force=True,
+                )
+            if preempt.requested:
+                logging.warning("stopped by SIGTERM at step %d (checkpoint saved)", done)
+                break
+    ckpt.close()
+    writer.close()
+    train_iter.close()
+    return last
+
+
+def make_lr(config, total_steps: int):
+    from liquid_jax.train.optimizer import learning_rate_schedule
+
+    return learning_rate_schedule(config.optim, total_steps)
+
+
+def _window_means(window) -> dict[str, float]:
+    """Means over the steps since the last log line (device values fetched once)."""
+    fetched = jax.device_get([m for m, _ in window])
+    keys = fetched[0].keys()
+    out = {}
+    for k in keys:
+        values = np.array([float(f[k]) for f in fetched])
+        if k.startswith("loss_"):  # a task absent from a batch gives NaN: skip those
+            values = values[np.isfinite(values)]
+        out[k] = float(values.mean()) if values.size else math.nan
+    out["nonfinite_in_a_row"] = float(fetched[-1]["nonfinite_in_a_row"])
+    out["skipped"] = float(sum(float(f["skipped"]) for f in fetched))
+    out["fill"] = float(np.mean([r for _, r in window]))
+    return out

@@ -1,0 +1,93 @@
+"""What a training run starts from: tokenizer, vocabulary layout and model spec.
+
+Either ``model.init_from`` names an HF-format Liquid directory (written by
+``liquid-jax import-hf``: weights, ``liquid_vocab.json``, tokenizer files), or the model
+is built from ``model.preset`` / ``model.spec`` with the vocabulary of
+``tokenizer.path`` (or a SentencePiece model trained from ``tokenizer.train_corpus``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+
+from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
+from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.models import Transformer, TransformerSpec, get_preset
+
+
+def _train_tokenizer(tok_cfg, directory: str) -> TextTokenizer:
+    from liquid_jax.data.sources import open_text_source
+    from liquid_jax.data.sp_train import train_sentencepiece
+
+    source = open_text_source(tok_cfg.train_corpus)
+    texts = (source[i]["text"] for i in range(len(source)))
+    logging.info("training a %d-piece SentencePiece model on %s", tok_cfg.vocab_size, source.name)
+    return train_sentencepiece(texts, tok_cfg.vocab_size, directory)
+
+
+def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
+    init_from = config.model.get("init_from", "")
+    if init_from:
+        return load_tokenizer(init_from)
+    tok_cfg = config.tokenizer
+    if tok_cfg.get("path", ""):
+        return load_tokenizer(tok_cfg.path)
+    directory = os.path.join(workdir, "tokenizer")
+    if os.path.exists(os.path.join(directory, "tokenizer.model")):
+        return load_tokenizer(directory)
+    if not tok_cfg.get("train_corpus", ""):
+        raise ValueError("set model.init_from, tokenizer.path or tokenizer.train_corpus")
+    return _train_tokenizer(tok_cfg, directory)
+
+
+def resolve_layout(config, tokenizer: TextTokenizer) -> VocabLayout:
+    from liquid_jax.data.tokenizer import vocab_layout
+
+    init_from = config.model.get("init_from", "")
+    if init_from:
+        return VocabLayout.load(init_from)
+    return vocab_layout(tokenizer, int(config.data.num_image_codes))
+
+
+def model_spec(config, layout: VocabLayout) -> TransformerSpec:
+    """The spec from the config; ``model.init_from`` takes the checkpoint's own."""
+    m = config.model
+    overrides = {k: m[k] for k in ("remat", "param_dtype", "dtype") if m.get(k, None)}
+    if m.get("init_from", ""):
+        from liquid_jax.export.hf import read_config
+        from liquid_jax.export.hf_config import spec_from_hf_config
+
+        spec = spec_from_hf_config(read_config(m.init_from), where=m.init_from)
+    elif m.get("preset", ""):
+        spec = get_preset(m.preset)
+    else:
+        fields = m.spec.to_dict()
+        fields["vocab_size"] = fields.get("vocab_size") or layout.vocab_size
+        spec = TransformerSpec.for_family(m.family, **fields)
+    if layout.vocab_size > spec.vocab_size:
+        raise ValueError(
+            f"model vocabulary {spec.vocab_size} is too small for {layout.text_vocab_size} "
+            f"text tokens + {layout.num_image_codes} image codes"
+        )
+    return spec.replace(**overrides) if overrides else spec
+
+
+def load_initial_weights(config, model: Transformer, mesh) -> None:
+    """Copies ``model.init_from`` weights into the freshly created (sharded) model."""
+    from flax import nnx
+
+    from liquid_jax.export import load_hf
+
+    spec = model.spec
+    loaded = load_hf(
+        config.model.init_from,
+        dtype=spec.param_dtype,
+        vocab_multiple=spec.vocab_multiple,
+        mesh=mesh,
+        compute_dtype=spec.dtype,
+        remat=spec.remat,
+    )
+    nnx.update(model, nnx.state(loaded, nnx.Param))
+    logging.info("initialised from %s", config.model.init_from)

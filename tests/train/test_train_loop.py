@@ -1,0 +1,125 @@
+"""The LLM training loop on the in-memory smoke stream (configs/smoke.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs.smoke import get_config
+from liquid_jax.train.checkpoint import Checkpointer
+from liquid_jax.train.loop import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _train_losses(workdir):
+    return {r["step"]: r["loss"] for r in _rows(workdir) if "loss" in r}
+
+
+def test_loss_drops_and_metrics_are_complete(tmp_path):
+    config = get_config("steps=40")
+    config.eval_every_steps = 40
+    last = train(config, str(tmp_path))
+    losses = _train_losses(tmp_path)
+    first = losses[min(losses)]
+    assert last["loss"] < first - 1.5, (first, last["loss"])
+    assert last["val_loss"] < 3.5
+    for key in (
+        "loss_text",
+        "loss_t2i",
+        "loss_i2t",
+        "accuracy",
+        "grad_norm",
+        "lr",
+        "tokens_per_s",
+        "step_time_s",
+        "mfu",
+    ):
+        assert np.isfinite(last[key]), key
+    assert Checkpointer(str(tmp_path)).latest_step() == 40
+    assert (tmp_path / "liquid_vocab.json").exists()
+    assert (tmp_path / "tokenizer" / "tokenizer.model").exists()
+
+
+def test_sharded_training_matches_single_device(tmp_path, cpu_devices):
+    losses = {}
+    for name, mesh in (
+        ("single", {"num_devices": 1, "data": 1}),
+        ("sharded", {"data": 2, "fsdp": 2, "tensor": 2}),
+    ):
+        config = get_config("steps=6")
+        config.log_every_steps = 1
+        config.eval_every_steps = 0
+        config.mesh.update(mesh)
+        train(config, str(tmp_path / name))
+        losses[name] = _train_losses(tmp_path / name)
+    assert sorted(losses["single"]) == list(range(1, 7))
+    single = [losses["single"][s] for s in range(1, 7)]
+    sharded = [losses["sharded"][s] for s in range(1, 7)]
+    np.testing.assert_allclose(sharded, single, rtol=2e-5)
+    assert single[-1] < single[0]
+
+
+def _cli(workdir, steps):
+    return [
+        sys.executable,
+        "-m",
+        "liquid_jax.cli",
+        "train",
+        f"--config={REPO}/configs/smoke.py:steps={steps}",
+        f"--workdir={workdir}",
+        "--config.log_every_steps=1",
+        "--config.checkpoint_every_steps=10",
+        "--config.eval_every_steps=0",
+    ]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_straight_run(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    subprocess.run(
+        _cli(straight, 30), env=_env(), cwd=REPO, check=True, capture_output=True, timeout=600
+    )
+    proc = subprocess.Popen(
+        _cli(resumed, 30),
+        env=_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_ckpt = resumed / "checkpoints" / "10"
+    deadline = time.time() + 300
+    while not first_ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first_ckpt.exists()
+    assert Checkpointer(str(resumed)).latest_step() < 30, "killed too late to test resume"
+    subprocess.run(
+        _cli(resumed, 30), env=_env(), cwd=REPO, check=True, capture_output=True, timeout=600
+    )
+
+    a, b = _train_losses(straight), _train_losses(resumed)
+    assert sorted(b) == list(range(1, 31))
+    assert [a[s] for s in range(11, 31)] == [b[s] for s in range(11, 31)]
+    pa = Checkpointer(str(straight)).restore_raw(30)
+    pb = Checkpointer(str(resumed)).restore_raw(30)
+    for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

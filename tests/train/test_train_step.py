@@ -1,0 +1,113 @@
+"""The pure train step: NaN guard, gradient accumulation, frozen rows."""
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from liquid_jax.models import Transformer, TransformerSpec
+from liquid_jax.parallel import MeshConfig, make_mesh
+from liquid_jax.train.optimizer import make_optimizer
+from liquid_jax.train.train_state import create_train_state
+from liquid_jax.train.train_step import StepConfig, jit_train_step
+
+SPEC = TransformerSpec.for_family(
+    "llama",
+    vocab_size=100,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+)
+
+
+def _optim(**over):
+    c = ml_collections.ConfigDict(
+        dict(
+            lr=1e-2,
+            warmup=0,
+            schedule="constant",
+            b1=0.9,
+            b2=0.99,
+            eps=1e-8,
+            weight_decay=0.0,
+            grad_clip=0.0,
+            freeze=(),
+        )
+    )
+    c.update(over)
+    return c
+
+
+def _state(mesh, **optim):
+    obj = create_train_state(
+        lambda: Transformer(SPEC, rngs=nnx.Rngs(0)),
+        lambda params: make_optimizer(_optim(**optim), 100, params),
+        mesh,
+    )
+    return nnx.split(obj)
+
+
+def _batch(seed=0, bad=False):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, 100, (4, 16)).astype(np.int32)
+    if bad:  # an id past the padded table gathers NaN: a non-finite loss and gradient
+        tokens[0, 3] = 10_000
+    return {
+        "tokens": tokens,
+        "loss_mask": np.ones((4, 16), np.int32),
+        "segment_ids": np.ones((4, 16), np.int32),
+        "positions": np.tile(np.arange(16, dtype=np.int32), (4, 1)),
+        "task": np.zeros((4, 16), np.int32),
+    }
+
+
+def _params(state):
+    return [np.asarray(x) for x in jax.tree.leaves(state["model"])]
+
+
+def test_nonfinite_step_is_skipped_and_counted(cpu_devices):
+    mesh = make_mesh(MeshConfig(data=2, num_devices=2))
+    graphdef, state = _state(mesh)
+    step = jit_train_step(graphdef, state, StepConfig(), mesh)
+    before = _params(state)
+    state, m = step(state, _batch(bad=True))
+    assert int(m["skipped"]) == 1 and int(m["nonfinite_in_a_row"]) == 1
+    for x, y in zip(before, _params(state)):
+        np.testing.assert_array_equal(x, y)
+    state, m = step(state, _batch(seed=1))
+    assert int(m["skipped"]) == 0 and int(m["nonfinite_in_a_row"]) == 0
+    assert np.isfinite(float(m["loss"]))
+    assert int(state["nonfinite_total"][...]) == 1
+    assert any(not np.array_equal(x, y) for x, y in zip(before, _params(state)))
+
+
+def test_gradient_accumulation_matches_one_big_batch(cpu_devices):
+    mesh = make_mesh(MeshConfig(data=1, num_devices=1))
+    out = []
+    for accum in (1, 2):
+        graphdef, state = _state(mesh)
+        step = jit_train_step(graphdef, state, StepConfig(grad_accum=accum), mesh)
+        state, m = step(state, _batch())
+        out.append((float(m["loss"]), _params(state)))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
+    for x, y in zip(out[0][1], out[1][1]):
+        np.testing.assert_allclose(x, y, atol=1e-5)  # Adam normalises rounding noise too
+
+
+def test_new_rows_only_and_freeze_leave_the_rest_fixed(cpu_devices):
+    mesh = make_mesh(MeshConfig(data=1, num_devices=1))
+    graphdef, state = _state(mesh, freeze=(r"layers\.",))
+    emb = np.asarray(state["model"]["embed_tokens"]["embedding"][...])
+    layer = np.asarray(state["model"]["layers"]["mlp"]["up_proj"]["kernel"][...])
+    step = jit_train_step(graphdef, state, StepConfig(new_rows_only_below=90), mesh)
+    state, _ = step(state, _batch())
+    new_emb = np.asarray(state["model"]["embed_tokens"]["embedding"][...])
+    np.testing.assert_array_equal(new_emb[:90], emb[:90])
+    assert not np.array_equal(new_emb[90:100], emb[90:100])
+    np.testing.assert_array_equal(
+        np.asarray(state["model"]["layers"]["mlp"]["up_proj"]["kernel"][...]), layer
+    )
