@@ -33,6 +33,15 @@ flags.DEFINE_string("image", None, "sample: input image for i2t.")
 flags.DEFINE_integer("num_samples", 4, "sample: samples per prompt.")
 flags.DEFINE_float("cfg", 7.0, "sample: classifier-free guidance scale (t2i).")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
+flags.DEFINE_string("vqgan", None, "sample: taming VQGAN checkpoint (dir, .yaml, .ckpt).")
+flags.DEFINE_string("grid", None, "sample t2i: code grid HxW (default: VQGAN resolution/16).")
+flags.DEFINE_integer("max_new_tokens", None, "sample i2t/text: tokens to generate (128).")
+flags.DEFINE_float("temperature", None, "sample: temperature (t2i 0.99; i2t/text greedy).")
+flags.DEFINE_integer("top_k", None, "sample: top-k (t2i 4096; text off).")
+flags.DEFINE_float("top_p", None, "sample: top-p (t2i 0.96; text off).")
+flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
+flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
+flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
 
 
 def _require(*names: str) -> None:
@@ -85,6 +94,35 @@ def _encode_images() -> None:
     logging.info("encode-images: wrote codes of %s under %s", ", ".join(summary), FLAGS.workdir)
 
 
+def _sample() -> None:
+    _require("out")
+    if not FLAGS.workdir and not FLAGS.hf_dir:
+        raise app.UsageError("sample needs --workdir or --hf_dir")
+    from liquid_jax.sample.cli_sample import run_sample
+
+    files = run_sample(
+        task=FLAGS.task,
+        out=FLAGS.out,
+        workdir=FLAGS.workdir,
+        hf_dir=FLAGS.hf_dir,
+        vqgan=FLAGS.vqgan,
+        prompt=FLAGS.prompt,
+        image=FLAGS.image,
+        num_samples=FLAGS.num_samples,
+        cfg=FLAGS.cfg,
+        seed=FLAGS.seed,
+        grid=FLAGS.grid,
+        max_new_tokens=FLAGS.max_new_tokens,
+        temperature=FLAGS.temperature,
+        top_k=FLAGS.top_k,
+        top_p=FLAGS.top_p,
+        chat=FLAGS.chat,
+        size_prefix=FLAGS.size_prefix,
+        batch_size=FLAGS.sample_batch,
+    )
+    logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
+
+
 def _not_built(name: str) -> Callable[[], None]:
     def run() -> None:
         print(f"liquid-jax {name}: not available in this version yet", file=sys.stderr)
@@ -98,7 +136,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "train-vqgan": _train_vqgan,
     "encode-images": _encode_images,
     "train": _train,
-    "sample": _not_built("sample"),
+    "sample": _sample,
     "import-hf": _import_hf,
     "export": _export,
 }
@@ -106,6 +144,46 @@ COMMANDS: dict[str, Callable[[], None]] = {
 
 def _usage() -> str:
     return (__doc__ or "") + "\ncommands: " + ", ".join(COMMANDS) + "\n"
+
+
+def _load_config_file(spec: str):
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("liquid_config_check", path)
+    if module_spec is None:
+        raise SystemExit(f"liquid-jax: --config {path!r} is not a Python config file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def check_config_overrides(argv: list[str]) -> None:
+    """Fails before anything runs when a ``--config.a.b=...`` names no config key, listing
+    the valid keys at that level (ml_collections would only raise deep in flag parsing)."""
+    spec = None
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            spec = a.split("=", 1)[1]
+        elif a == "--config" and i + 1 < len(argv):
+            spec = argv[i + 1]
+    overrides = [a[len("--config.") :].split("=", 1)[0] for a in argv if a.startswith("--config.")]
+    if spec is None or not overrides:
+        return
+    config = _load_config_file(spec)
+    for key in overrides:
+        node, walked = config, []
+        for part in key.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                valid = sorted(node.keys()) if hasattr(node, "keys") else []
+                where = ".".join(walked) or "the top level"
+                print(
+                    f"liquid-jax: unknown config key {key!r}: {part!r} is not in {where}; "
+                    f"valid keys there: {', '.join(valid)}",
+                    file=sys.stderr,
+                )
+                sys.exit(2)
+            node, walked = node[part], [*walked, part]
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -118,6 +196,8 @@ def run(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"liquid-jax: unknown command {command!r}\n{_usage()}", file=sys.stderr)
         sys.exit(2)
+
+    check_config_overrides(argv[2:])
 
     def main(_):
         COMMANDS[command]()

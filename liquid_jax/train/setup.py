@@ -61,7 +61,8 @@ def model_spec(config, layout: VocabLayout) -> TransformerSpec:
 
         spec = spec_from_hf_config(read_config(m.init_from), where=m.init_from)
     elif m.get("preset", ""):
-        spec = get_preset(m.preset)
+        # A preset is a shape to start from random weights: its vocabulary becomes ours.
+        spec = get_preset(m.preset).replace(vocab_size=layout.vocab_size)
     else:
         fields = m.spec.to_dict()
         fields["vocab_size"] = fields.get("vocab_size") or layout.vocab_size

@@ -123,3 +123,26 @@ def test_sigkill_then_resume_equals_straight_run(tmp_path):
     pb = Checkpointer(str(resumed)).restore_raw(30)
     for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_unknown_override_key_fails_before_anything_runs(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liquid_jax.cli",
+            "train",
+            "--config",
+            "configs/smoke.py",
+            f"--workdir={tmp_path}",
+            "--config.optim.lrr=3",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "unknown config key 'optim.lrr'" in out.stderr and "lr, min_lr_ratio" in out.stderr
+    assert not (tmp_path / "checkpoints").exists()

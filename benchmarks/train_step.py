@@ -1,0 +1,159 @@
+"""Training throughput and MFU against PyTorch, and memory of 7B shapes on a mesh.
+
+    .venv/bin/python benchmarks/train_step.py             # throughput, ours vs torch
+    .venv/bin/python benchmarks/train_step.py --memory    # 7B memory per device
+
+Throughput: one full training step (forward, backward, AdamW update) of the same
+Gemma-shaped model on the same batch, our jitted pure step vs ``transformers`` +
+``torch.optim.AdamW`` eager, float32 on this CPU, in one process.
+
+Memory: ``jax.jit(step).lower(...).compile().memory_analysis()`` of the Gemma-7B and
+Qwen2.5-7B train steps (Liquid vocabulary, bf16 compute, float32 master weights and Adam
+moments, full remat) on a simulated 8-device mesh, without allocating any weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+if "--memory" in sys.argv:
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from common import report, time_call  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from liquid_jax.models import Transformer, get_preset  # noqa: E402
+from liquid_jax.parallel import MeshConfig, make_mesh, state_shardings  # noqa: E402
+from liquid_jax.train.flops import device_peak_flops, train_flops_per_token  # noqa: E402
+from liquid_jax.train.optimizer import make_optimizer  # noqa: E402
+from liquid_jax.train.train_state import TrainState, create_train_state  # noqa: E402
+from liquid_jax.train.train_step import StepConfig, jit_train_step  # noqa: E402
+
+OPTIM = ml_collections.ConfigDict(dict(
+    lr=1e-4, warmup=0, schedule="constant", b1=0.9, b2=0.95, eps=1e-8,
+    weight_decay=0.0, grad_clip=0.0, freeze=(),
+))  # fmt: skip
+
+
+def _batch(b, t, vocab, seed=0):
+    tokens = np.random.default_rng(seed).integers(0, vocab, (b, t)).astype(np.int32)
+    ones = np.ones((b, t), np.int32)
+    positions = np.tile(np.arange(t, dtype=np.int32), (b, 1))
+    return dict(tokens=tokens, loss_mask=ones, segment_ids=ones, positions=positions,
+                task=0 * ones)  # fmt: skip
+
+
+def throughput(args) -> None:
+    import tempfile
+
+    import torch
+    import transformers
+
+    from liquid_jax.export import load_hf
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    cfg = transformers.GemmaConfig(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=4 * args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=args.hidden // 4,
+    )
+    torch.manual_seed(0)
+    hf = transformers.GemmaForCausalLM(cfg).float()
+    with tempfile.TemporaryDirectory() as d:
+        hf.save_pretrained(d)
+        loaded = load_hf(d)
+    spec = loaded.spec
+    mesh = make_mesh(MeshConfig(data=1, num_devices=1))
+    state_obj = create_train_state(
+        lambda: Transformer(spec, rngs=nnx.Rngs(0)), lambda p: make_optimizer(OPTIM, 100), mesh
+    )
+    nnx.update(state_obj.model, nnx.state(loaded, nnx.Param))
+    graphdef, state = nnx.split(state_obj)
+    step = jit_train_step(graphdef, state, StepConfig(), mesh)
+    batch = _batch(args.batch, args.seq, args.vocab)
+    box = {"state": state}
+
+    def ours():
+        box["state"], m = step(box["state"], batch)
+        jax.block_until_ready(m["loss"])
+
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0)
+    tt = torch.as_tensor(batch["tokens"]).long()
+
+    def theirs():
+        opt.zero_grad(set_to_none=True)
+        hf(input_ids=tt, labels=tt).loss.backward()
+        opt.step()
+
+    t_ours, t_theirs = time_call(ours, 2, 5), time_call(theirs, 2, 5)
+    tokens = args.batch * args.seq
+    flops = train_flops_per_token(spec, args.seq) * tokens
+    peak, source = device_peak_flops()
+    report(
+        f"train step (fwd+bwd+AdamW), Gemma {args.layers}L d={args.hidden} V={args.vocab}, "
+        f"batch {args.batch} x {args.seq}, {jax.devices()[0].device_kind}",
+        [("liquid_jax (jit)", t_ours, f"{tokens / t_ours:,.0f} tok/s, "
+          f"MFU {flops / t_ours / peak:.1%} of {peak:.3g} FLOP/s ({source})"),
+         ("transformers + AdamW", t_theirs, f"{tokens / t_theirs:,.0f} tok/s")],
+        ours="liquid_jax (jit)", peer="transformers + AdamW",
+    )  # fmt: skip
+
+
+def memory(args) -> None:
+    mesh = make_mesh(MeshConfig(data=1, fsdp=-1, tensor=1))
+    for name in ("gemma_7b", "qwen2.5_7b"):
+        spec = get_preset(name)
+        spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat="full")
+        abstract = nnx.eval_shape(
+            lambda spec=spec: TrainState(Transformer(spec, rngs=nnx.Rngs(0)),
+                                         make_optimizer(OPTIM, 100))
+        )  # fmt: skip
+        graphdef, state = nnx.split(abstract)
+        shardings = state_shardings(state, mesh)
+        state = jax.tree.map(
+            lambda v, s: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=s), state, shardings
+        )
+        batch = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+            _batch(args.mem_batch, args.mem_seq, 8),
+        )
+        with jax.set_mesh(mesh):
+            compiled = (
+                jit_train_step(graphdef, state, StepConfig(), mesh).lower(state, batch).compile()
+            )
+        mem = compiled.memory_analysis()
+        gib = 2**30
+        total = mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes
+        total -= mem.alias_size_in_bytes
+        print(f"{name}: {sum(x.size for x in jax.tree.leaves(state)) / 1e9:.2f}B state values, "
+              f"mesh {dict(mesh.shape)}, batch {args.mem_batch} x {args.mem_seq}: per device "
+              f"arguments {mem.argument_size_in_bytes / gib:.2f} GiB, temporaries "
+              f"{mem.temp_size_in_bytes / gib:.2f} GiB, total {total / gib:.2f} GiB")  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--memory", action="store_true")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=8192)
+    p.add_argument("--mem_batch", type=int, default=8)
+    p.add_argument("--mem_seq", type=int, default=2048)
+    args = p.parse_args()
+    memory(args) if args.memory else throughput(args)
+
+
+if __name__ == "__main__":
+    main()
