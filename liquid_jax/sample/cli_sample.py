@@ -1,0 +1,228 @@
+"""``liquid-jax sample``: generate images or text from a model directory into ``--out``.
+
+    liquid-jax sample --workdir DIR --task t2i --prompt "a red circle" --out OUT
+    liquid-jax sample --hf_dir D --vqgan V --task i2t --image cat.png [--prompt "Q?"] --out OUT
+    liquid-jax sample --workdir DIR --task text --prompt @prompts.txt --out OUT
+
+``--prompt @FILE`` reads one prompt per line. T2I writes ``OUT/sample_000.png``...,
+``OUT/grid.png``, ``OUT/codes.npy`` (int32[N, h, w]) and ``OUT/samples.jsonl``; I2T and
+text write ``OUT/samples.jsonl`` and ``OUT/samples.txt``. A progress line with tokens/s
+is logged while the compiled loop runs (in chunks of ``chunk`` tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+from liquid_jax.data.images import open_image
+from liquid_jax.sample import t2i as t2i_lib
+from liquid_jax.sample import text as text_lib
+
+TASKS = ("t2i", "i2t", "text")
+CHUNK = 64  # tokens per compiled call between progress lines
+
+
+def read_prompts(prompt: str | None) -> list[str] | None:
+    """``@path`` -> the file's non-empty lines; otherwise ``[prompt]`` (None stays None)."""
+    if prompt is None:
+        return None
+    if prompt.startswith("@"):
+        path = prompt[1:]
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"sample: prompt file {path} does not exist")
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+        if not lines:
+            raise ValueError(f"sample: prompt file {path} has no prompts")
+        return lines
+    return [prompt]
+
+
+class TokenProgress:
+    """Logs ``done/total tokens``, tokens/s over all rows, and ETA, every ``every_s``."""
+
+    def __init__(self, what: str, rows: int, every_s: float = 5.0):
+        self.what, self.rows, self.every_s = what, rows, every_s
+        self.t0, self.last = time.perf_counter(), -math.inf
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every_s and done < total:
+            return
+        self.last = now
+        elapsed = max(now - self.t0, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else math.inf
+        logging.info(
+            "sample %s: %d/%d steps (%.0f%%), %.1f tokens/s over %d rows, ETA %.0fs",
+            self.what,
+            done,
+            total,
+            100.0 * done / max(total, 1),
+            rate * self.rows,
+            self.rows,
+            eta,
+        )
+
+
+def image_grid(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """uint8[N, H, W, 3] -> one near-square uint8 grid with white gaps."""
+    n, h, w, c = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[y : y + h, x : x + w] = img
+    return grid
+
+
+def _write_jsonl(path: str, records: list[dict]) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def _write_texts(out: str, records: list[dict]) -> list[str]:
+    txt = os.path.join(out, "samples.txt")
+    with open(txt, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(f"### {r['index']}: {r.get('prompt') or r.get('image')}\n{r['output']}\n\n")
+    return [_write_jsonl(os.path.join(out, "samples.jsonl"), records), txt]
+
+
+def run_sample(
+    *,
+    task: str,
+    out: str,
+    workdir: str | None = None,
+    hf_dir: str | None = None,
+    vqgan: str | None = None,
+    prompt: str | None = None,
+    image: str | None = None,
+    num_samples: int = 4,
+    cfg: float | None = t2i_lib.CFG_SCALE,
+    seed: int = 0,
+    grid: str | None = None,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    chat: bool = False,
+    size_prefix: bool = False,
+    batch_size: int = 8,
+    chunk: int = CHUNK,
+    sampler=None,
+) -> list[str]:
+    """Runs one ``sample`` command; returns the files written. ``sampler`` skips loading.
+
+    Cheap checks (task, prompts, image file) come first, then the model is loaded.
+    """
+    if task not in TASKS:
+        raise ValueError(f"sample: --task={task!r}; use one of {TASKS}")
+    prompts = read_prompts(prompt)
+    if task in ("t2i", "text") and not prompts:
+        raise ValueError(f"sample: --task={task} needs --prompt")
+    if task == "i2t":
+        if not image:
+            raise ValueError("sample: --task=i2t needs --image")
+        open_image(image)  # a missing or broken file fails here, before any loading
+    if grid is not None:
+        grid = t2i_lib.parse_grid(grid)
+    if sampler is None:
+        from liquid_jax.sample.loading import load_for_sampling
+
+        sampler = load_for_sampling(
+            workdir, hf_dir=hf_dir, vqgan=vqgan, size_prefix=size_prefix, batch_size=batch_size
+        )
+    os.makedirs(out, exist_ok=True)
+    if task == "t2i":
+        settings = dict(num_samples=num_samples, grid=grid, cfg_scale=cfg, seed=seed, chunk=chunk)
+        settings.update(temperature=temperature, top_k=top_k, top_p=top_p)
+        return _t2i(sampler, out, prompts, **settings)
+    t0 = time.perf_counter()
+    new = max_new_tokens or text_lib.MAX_NEW_TOKENS
+    if task == "i2t":
+        progress = TokenProgress("i2t", 1)
+        texts = sampler.i2t(
+            [image],
+            prompts[0] if prompts else None,
+            max_new_tokens=new,
+            chunk=chunk,
+            progress=progress,
+        )
+        records = [dict(index=0, image=image, prompt=prompts[0] if prompts else None)]
+    else:
+        progress = TokenProgress("text", len(prompts) * num_samples)
+        texts = sampler.text(
+            prompts,
+            max_new_tokens=new,
+            chat=chat,
+            temperature=temperature or 0.0,
+            top_k=top_k or 0,
+            top_p=1.0 if top_p is None else top_p,
+            seed=seed,
+            num_samples=num_samples,
+            chunk=chunk,
+            progress=progress,
+        )
+        records = [
+            dict(index=i, prompt=p, seed=seed)
+            for i, p in enumerate(p for p in prompts for _ in range(num_samples))
+        ]
+    for record, text in zip(records, texts):
+        record["output"] = text
+    logging.info("sample %s: %d outputs in %.1fs", task, len(texts), time.perf_counter() - t0)
+    return _write_texts(out, records)
+
+
+def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
+    """T2I with the reference defaults for any setting left None; writes the PNGs."""
+    if sampler.vqgan is None:
+        raise ValueError("sample: --task=t2i needs a VQGAN to write images: pass --vqgan")
+    t0 = time.perf_counter()
+    defaults = dict(temperature=t2i_lib.TEMPERATURE, top_k=t2i_lib.TOP_K, top_p=t2i_lib.TOP_P)
+    for name, value in defaults.items():
+        if settings[name] is None:
+            settings[name] = value
+    rows = (
+        len(prompts)
+        * settings["num_samples"]
+        * (2 if t2i_lib.uses_cfg(settings["cfg_scale"]) else 1)
+    )
+    result = sampler.t2i(prompts, progress=TokenProgress("t2i", rows), **settings)
+    seed, cfg = settings["seed"], settings["cfg_scale"]
+    from PIL import Image
+
+    written, records = [], []
+    for i, (img, caption) in enumerate(zip(result.images, result.prompts)):
+        path = os.path.join(out, f"sample_{i:03d}.png")
+        Image.fromarray(img).save(path)
+        written.append(path)
+        records.append(
+            dict(
+                index=i,
+                prompt=caption,
+                seed=seed,
+                cfg=cfg,
+                file=path,
+                grid=list(result.codes.shape[1:]),
+            )
+        )
+    grid_path = os.path.join(out, "grid.png")
+    Image.fromarray(image_grid(result.images)).save(grid_path)
+    codes_path = os.path.join(out, "codes.npy")
+    np.save(codes_path, result.codes)
+    jsonl = _write_jsonl(os.path.join(out, "samples.jsonl"), records)
+    logging.info(
+        "sample t2i: %d images in %.1fs -> %s", len(written), time.perf_counter() - t0, out
+    )
+    return [*written, grid_path, codes_path, jsonl]

@@ -1,0 +1,374 @@
+"""Prefill + decode over the KV cache, the whole decode loop compiled.
+
+Two pure functions of ``(graphdef, state, inputs)``, jitted once per ``DecodeSpec`` and
+batch shape (with explicit shardings when a mesh is given, the loop state donated):
+
+- ``start``: one ``Transformer`` forward pass over the left-padded prompts fills its
+  ``KVCache``, which becomes a ``step.StepCache`` (the decode layout), and draws the
+  first token;
+- ``advance``: a ``lax.while_loop`` of ``step.decode_step`` that feeds the last token,
+  draws the next, and stops at a step limit or when every row has produced an end token
+  (finished rows emit ``pad_id``).
+
+The host calls ``advance`` once, or in chunks of steps to report progress; each call
+runs the compiled loop, never one Python dispatch per token.
+
+Rows of a batch are independent. Row ``b``'s draws use
+``fold_in(fold_in(key(seed), sample_ids[b]), step)``, so a sample depends on the seed and
+its own index only, not on the batch it was run in. With classifier-free guidance each
+sample has two rows, interleaved ``(cond_0, uncond_0, cond_1, ...)`` so that a pair stays
+on one device under data parallelism; both rows are fed the token drawn from the guided
+logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from liquid_jax.models.kv_cache import CACHE_AXES
+from liquid_jax.models.transformer import Transformer
+from liquid_jax.parallel.host_batch import batch_sharding
+from liquid_jax.parallel.rules import logical_to_mesh
+from liquid_jax.parallel.sharding import fit_spec, state_shardings
+from liquid_jax.sample.filters import draw, guide
+from liquid_jax.sample.prompts import PromptBatch
+from liquid_jax.sample.step import (
+    LAYER_AXES,
+    StepCache,
+    decode_step,
+    head_columns,
+    unstack_layers,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSpec:
+    """What fixes the compiled program's shapes and control flow (one compile each).
+
+    Attributes:
+      max_new_tokens: tokens to generate per row (the prompt's first included).
+      token_range: ``(lo, hi)``: only ids in ``[lo, hi)`` can be drawn (image codes for
+        T2I, the text vocabulary for text; never the vocabulary padding).
+      greedy: argmax instead of a draw.
+      top_k: candidates per draw (<= 0: off).
+      nucleus: whether top-p may be below 1 (False skips the top-p pass).
+      cfg: rows come in (cond, uncond) pairs mixed with guidance.
+      eos_ids: a row is done after drawing one of these (empty: never).
+      pad_id: what a done row emits.
+    """
+
+    max_new_tokens: int
+    token_range: tuple[int, int]
+    greedy: bool = True
+    top_k: int = 0
+    nucleus: bool = False
+    cfg: bool = False
+    eos_ids: tuple[int, ...] = ()
+    pad_id: int = 0
+
+    def __post_init__(self):
+        lo, hi = self.token_range
+        if self.max_new_tokens < 1:
+            raise ValueError(f"decode: max_new_tokens={self.max_new_tokens} must be >= 1")
+        if not 0 <= lo < hi:
+            raise ValueError(f"decode: token_range={self.token_range} is empty or negative")
+
+
+@struct.dataclass
+class SamplingParams:
+    """Traced scalars: changing them does not recompile."""
+
+    temperature: jax.Array
+    top_p: jax.Array
+    cfg_scale: jax.Array
+
+    @classmethod
+    def of(cls, temperature=1.0, top_p=1.0, cfg_scale=1.0) -> SamplingParams:
+        f = lambda x: np.float32(x)
+        return cls(f(temperature), f(top_p), f(cfg_scale))
+
+
+@struct.dataclass
+class DecodeState:
+    """The loop carry. R rows (2 per sample with CFG), B samples, N = max_new_tokens.
+
+    cache: StepCache of R rows; last: int32[R] the token to feed next; positions: int32[R]
+    its position; tokens: int32[B, N] drawn so far; done: bool[B]; keys: key[B] per-row
+    PRNG keys; step: int32[] tokens drawn so far.
+    """
+
+    cache: StepCache
+    last: jax.Array
+    positions: jax.Array
+    tokens: jax.Array
+    done: jax.Array
+    keys: jax.Array
+    step: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """tokens: int32[B, N] (``pad_id`` after a row's end token); steps: tokens drawn
+    per row (< N when every row stopped early); seconds: wall time of the decode."""
+
+    tokens: np.ndarray
+    steps: int
+    seconds: float
+
+
+def row_keys(seed: jax.Array, sample_ids: jax.Array) -> jax.Array:
+    """seed: uint32[]; sample_ids: int32[B] -> key[B] (one independent stream per sample)."""
+    base = jax.random.key(seed)
+    return jax.vmap(jax.random.fold_in, (None, 0))(base, sample_ids)
+
+
+def _choose(spec: DecodeSpec, params: SamplingParams, logits_rn, keys_b, step):
+    """logits: float32[R, hi - lo] of ids ``spec.token_range`` -> int32[B] token ids."""
+    lo, hi = spec.token_range
+    logits = logits_rn.astype(jnp.float32)
+    if spec.cfg:
+        pairs = logits.reshape(-1, 2, hi - lo)
+        logits = guide(pairs[:, 0], pairs[:, 1], params.cfg_scale)
+    step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys_b, step)
+    index = draw(
+        step_keys,
+        logits,
+        temperature=params.temperature,
+        top_k=spec.top_k,
+        top_p=params.top_p,
+        nucleus=spec.nucleus,
+        greedy=spec.greedy,
+    )
+    return index + lo
+
+
+def _record(spec: DecodeSpec, ds: DecodeState, token_b) -> DecodeState:
+    token_b = jnp.where(ds.done, spec.pad_id, token_b)
+    tokens = jax.lax.dynamic_update_slice(ds.tokens, token_b[:, None], (0, ds.step))
+    done = ds.done
+    if spec.eos_ids:
+        done = done | jnp.isin(token_b, jnp.asarray(spec.eos_ids, jnp.int32))
+    last = jnp.repeat(token_b, 2) if spec.cfg else token_b
+    return ds.replace(tokens=tokens, done=done, last=last, step=ds.step + 1)
+
+
+def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_ids, seed, params):
+    """Prefill the prompts (int32[R, P] each) and draw the first token -> DecodeState."""
+    model = nnx.merge(graphdef, state)
+    rows, length = tokens.shape
+    cache = model.init_cache(rows, length + spec.max_new_tokens - 1)
+    last_index = jnp.full((rows, 1), length - 1, jnp.int32)
+    logits, cache = model(tokens, positions, segments, cache=cache, logit_indices=last_index)
+    keys = row_keys(seed, sample_ids)
+    samples = sample_ids.shape[0]
+    ds = DecodeState(
+        cache=StepCache.from_kv_cache(cache),
+        last=jnp.zeros((rows,), jnp.int32),
+        positions=lengths.astype(jnp.int32),
+        tokens=jnp.full((samples, spec.max_new_tokens), spec.pad_id, jnp.int32),
+        done=jnp.zeros((samples,), bool),
+        keys=keys,
+        step=jnp.zeros((), jnp.int32),
+    )
+    lo, hi = spec.token_range
+    return _record(spec, ds, _choose(spec, params, logits[:, 0, lo:hi], keys, ds.step))
+
+
+def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
+    """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
+    # Loop invariants, taken outside the loop so that no step copies weights.
+    model = nnx.merge(graphdef, state)
+    layers, head = unstack_layers(model), head_columns(model, *spec.token_range)
+
+    def body(ds):
+        # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
+        model = nnx.merge(graphdef, state)
+        logits, cache = decode_step(model, layers, head, ds.last, ds.positions, ds.cache)
+        ds = ds.replace(cache=cache, positions=ds.positions + 1)
+        return _record(spec, ds, _choose(spec, params, logits, ds.keys, ds.step))
+
+    cond = lambda ds: (ds.step < stop_at) & ~jnp.all(ds.done)
+    return jax.lax.while_loop(cond, body, ds)
+
+
+def _named(mesh: Mesh, names, shape) -> NamedSharding:
+    spec = logical_to_mesh(names, mesh.axis_names)
+    return NamedSharding(mesh, fit_spec(spec, tuple(shape), mesh))
+
+
+def _decode_state_shardings(abstract: DecodeState, mesh: Mesh) -> DecodeState:
+    c = abstract.cache
+    layer = lambda xs: tuple(_named(mesh, LAYER_AXES, x.shape) for x in xs)
+    cache = StepCache(
+        k=layer(c.k),
+        v=layer(c.v),
+        segment_ids=_named(mesh, CACHE_AXES["segment_ids"], c.segment_ids.shape),
+        positions=_named(mesh, CACHE_AXES["positions"], c.positions.shape),
+        index=NamedSharding(mesh, P()),
+    )
+    row = lambda x: _named(mesh, ("batch",) + (None,) * (x.ndim - 1), x.shape)
+    return DecodeState(
+        cache=cache,
+        last=row(abstract.last),
+        positions=row(abstract.positions),
+        tokens=row(abstract.tokens),
+        done=row(abstract.done),
+        keys=row(abstract.keys),
+        step=NamedSharding(mesh, P()),
+    )
+
+
+def _to_host(x) -> np.ndarray:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+class Decoder:
+    """A ``Transformer`` split once into ``(graphdef, state)``, plus its compiled loops.
+
+    With ``mesh`` the state is placed with its logical-axis shardings, batches are split
+    over the mesh's batch axes (padded to a multiple of their size) and the cache follows
+    ``KVCache`` logical axes. ``runs`` counts prefills (tests check that bad input fails
+    before any).
+    """
+
+    def __init__(self, model: Transformer, mesh: Mesh | None = None):
+        graphdef, state = nnx.split(model)
+        self.model_spec = model.spec
+        self.mesh = mesh
+        self._state_sharding = None
+        if mesh is not None:
+            self._state_sharding = state_shardings(state, mesh)
+            state = jax.device_put(state, self._state_sharding)
+        self.graphdef, self.state = graphdef, state
+        self._compiled: dict = {}
+        self.runs = 0
+
+    @property
+    def row_multiple(self) -> int:
+        """Samples per batch must be a multiple of this (the data-parallel size)."""
+        if self.mesh is None:
+            return 1
+        axes = batch_sharding(self.mesh, 1).spec[0] or ()
+        axes = (axes,) if isinstance(axes, str) else tuple(axes)
+        return int(np.prod([self.mesh.shape[a] for a in axes]))
+
+    def _functions(self, spec: DecodeSpec, inputs: tuple, seed, params):
+        """(start, advance) compiled ahead of time for these shapes, so that a run's
+        timing and progress rates never include compilation."""
+        key = (spec,) + tuple(x.shape for x in inputs)
+        if key in self._compiled:
+            return self._compiled[key]
+        t0 = time.perf_counter()
+        start = functools.partial(_start, self.graphdef, spec)
+        advance = functools.partial(_advance, self.graphdef, spec)
+        with self._mesh_context():
+            abstract = jax.eval_shape(start, self.state, *inputs, seed, params)
+            if self.mesh is None:
+                start_jit, advance_jit = jax.jit(start), jax.jit(advance, donate_argnums=(1,))
+            else:
+                rep = NamedSharding(self.mesh, P())
+                batch = tuple(batch_sharding(self.mesh, x.ndim) for x in inputs[:5])
+                ds = _decode_state_shardings(abstract, self.mesh)
+                start_jit = jax.jit(
+                    start, in_shardings=(self._state_sharding, *batch, rep, rep), out_shardings=ds
+                )
+                advance_jit = jax.jit(
+                    advance,
+                    in_shardings=(self._state_sharding, ds, rep, rep),
+                    out_shardings=ds,
+                    donate_argnums=(1,),
+                )
+            fns = (
+                start_jit.lower(self.state, *inputs, seed, params).compile(),
+                advance_jit.lower(self.state, abstract, params, np.int32(0)).compile(),
+            )
+        self._compiled[key] = fns
+        logging.info("sample: compiled the decode loop in %.1fs", time.perf_counter() - t0)
+        return fns
+
+    def _mesh_context(self):
+        return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+
+    def _place(self, x: np.ndarray):
+        if self.mesh is None:
+            return jnp.asarray(x)
+        sharding = batch_sharding(self.mesh, x.ndim)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    def generate(
+        self,
+        batch: PromptBatch,
+        sample_ids: np.ndarray,
+        seed: int,
+        spec: DecodeSpec,
+        params: SamplingParams,
+        *,
+        chunk: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Generation:
+        """Runs prefill and the decode loop.
+
+        Args:
+          batch: R = B (or 2B with ``spec.cfg``, interleaved cond/uncond) prompt rows.
+          sample_ids: int[B], each sample's index (selects its random stream).
+          seed: base seed.
+          chunk: report progress every ``chunk`` steps (None: one call for the loop).
+          progress: called as ``progress(steps_done, max_new_tokens)`` after each chunk.
+        """
+        sample_ids = np.asarray(sample_ids, np.int32)
+        samples = len(sample_ids)
+        per_sample = 2 if spec.cfg else 1
+        if batch.num_rows != samples * per_sample:
+            raise ValueError(
+                f"decode: {batch.num_rows} prompt rows for {samples} samples "
+                f"({per_sample} row(s) per sample expected)"
+            )
+        if spec.token_range[1] > self.model_spec.vocab_size:
+            raise ValueError(
+                f"decode: token_range={spec.token_range} goes past the model's vocabulary "
+                f"of {self.model_spec.vocab_size}"
+            )
+        arrays = [batch.tokens, batch.positions, batch.segment_ids, batch.lengths, sample_ids]
+        pad = -samples % self.row_multiple
+        if pad:  # repeat the last sample; its copies are dropped below
+            arrays = [
+                np.concatenate([a, np.repeat(a[-k:], pad, axis=0)])
+                for a, k in zip(arrays, [per_sample] * 4 + [1])
+            ]
+        inputs = tuple(self._place(a) for a in arrays)
+        if not 0 <= int(seed) < 2**32:
+            raise ValueError(f"decode: seed={seed} must be an integer in [0, 2**32)")
+        seed = np.uint32(seed)
+        start, advance = self._functions(spec, inputs, seed, params)
+        total = spec.max_new_tokens
+        t0 = time.perf_counter()
+        self.runs += 1
+        with self._mesh_context():
+            ds = start(self.state, *inputs, seed, params)
+            steps = 1
+            while steps < total:
+                stop = total if chunk is None else min(steps + chunk, total)
+                ds = advance(self.state, ds, params, np.int32(stop))
+                steps = int(ds.step)
+                if progress is not None:
+                    progress(steps, total)
+                if steps < stop:  # every row has finished
+                    break
+            tokens = _to_host(ds.tokens)[:samples]
+        return Generation(tokens=tokens, steps=steps, seconds=time.perf_counter() - t0)
