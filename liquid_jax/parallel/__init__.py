@@ -1,6 +1,6 @@
 """How arrays are laid out: meshes, logical axis rules, multi-host start, global batches."""
 
-from liquid_jax.parallel.distributed import initialize_distributed
+from liquid_jax.parallel.distributed import barrier, initialize_distributed
 from liquid_jax.parallel.host_batch import host_local_to_global
 from liquid_jax.parallel.mesh import MeshConfig, make_mesh
 from liquid_jax.parallel.rules import (
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_RULES",
     "MeshConfig",
     "axis_rules",
+    "barrier",
     "constrain",
     "create_sharded",
     "current_rules",

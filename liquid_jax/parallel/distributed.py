@@ -55,3 +55,17 @@ def initialize_distributed(
         jax.device_count(),
     )
     return True
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+    """Waits until every process reaches ``name`` (a no-op with one process).
+
+    Goes through the coordination service, not a device collective: XLA:CPU's gloo
+    collectives give up when one process arrives 30 s after another, which a slow
+    compile on a busy host easily causes, so processes line up here first.
+    """
+    if jax.process_count() == 1:
+        return
+    from orbax.checkpoint import multihost
+
+    multihost.sync_global_processes(name, timeout=timeout_s)

@@ -7,9 +7,11 @@ interrupted by a crash or preemption never becomes the latest checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
@@ -23,6 +25,23 @@ def _quiet_orbax(record) -> bool:
 
 
 logging.get_absl_logger().addFilter(_quiet_orbax)
+
+
+class _HostState:
+    """One process's data-iterator state in the shape Grain's Orbax handler expects: it
+    writes ``process_<i>-of-<n>.json`` per process, so every host resumes its own shard."""
+
+    def __init__(self, state: dict | None = None):
+        self.state = state
+
+    def get_state(self) -> bytes:
+        return json.dumps(self.state or {}).encode()
+
+    def set_state(self, raw: bytes) -> None:
+        self.state = json.loads(raw.decode())
+
+    def start_prefetch(self) -> None:
+        pass
 
 
 class Checkpointer:
@@ -62,12 +81,12 @@ class Checkpointer:
     ) -> bool:
         """Starts saving ``state`` (a pytree of arrays) at ``step``; returns False if skipped.
 
-        ``data_state`` is the input pipeline's iterator state (JSON-able); ``meta`` is any
-        small JSON-able record (config, counters) stored beside it.
+        ``data_state`` is this process's input-pipeline state (JSON-able; each process
+        stores its own); ``meta`` is any small JSON-able record stored beside it.
         """
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            data=ocp.args.JsonSave(data_state or {}),
+            data=grain.checkpoint.CheckpointSave(_HostState(data_state)),
             meta=ocp.args.JsonSave(meta or {}),
         )
         saved = self._manager.save(step, args=args, force=force)
@@ -89,12 +108,13 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state),
-                data=ocp.args.JsonRestore(),
+                data=grain.checkpoint.CheckpointRestore(_HostState()),
                 meta=ocp.args.JsonRestore(),
             ),
         )
         logging.info("checkpoint: restored step %d from %s", step, self.directory)
-        return step, restored["state"], dict(restored["data"] or {}), dict(restored["meta"] or {})
+        data = restored["data"].state or {}
+        return step, restored["state"], dict(data), dict(restored["meta"] or {})
 
     def restore_raw(self, step: int | None = None) -> Any:
         """The saved state pytree as stored (host arrays), with no target structure."""

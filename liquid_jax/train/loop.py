@@ -20,7 +20,7 @@ from flax import nnx
 from liquid_jax.data.pipeline import make_iterator, to_global_batch
 from liquid_jax.data.pipeline_config import PipelineConfig
 from liquid_jax.models import Transformer
-from liquid_jax.parallel import MeshConfig, axis_rules, make_mesh
+from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
 from liquid_jax.train.loss import metrics_from_sums
@@ -67,8 +67,12 @@ def _evaluate(eval_step, state, config, tokenizer, layout, mesh) -> dict[str, fl
     return {f"val_{k}": float(v) for k, v in metrics.items()}
 
 
-def train(config, workdir: str) -> dict[str, float]:
+def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     """Trains (or resumes) the Liquid model described by ``config`` in ``workdir``.
+
+    ``iterator_fn(data_config, tokenizer, layout)`` makes the training batch iterator
+    (``next`` -> host batch, ``get_state``/``set_state``, ``close``); the default is the
+    Grain pipeline of ``liquid_jax.data.pipeline``.
 
     Returns the last logged metrics. Stable outputs: ``workdir/metrics.jsonl`` (one JSON
     object per logged step with ``step``, ``loss`` and per-task losses) and
@@ -93,7 +97,7 @@ def train(config, workdir: str) -> dict[str, float]:
             tokenizer.save(os.path.join(workdir, "tokenizer"))
     # --- data
     data_cfg = _data_config(config)
-    train_iter = make_iterator(data_cfg, tokenizer, layout)
+    train_iter = iterator_fn(data_cfg, tokenizer, layout)
     # --- model and optimizer state, created sharded
     spec = model_spec(config, layout)
     total_steps = int(config.total_steps)
@@ -155,7 +159,12 @@ def train(config, workdir: str) -> dict[str, float]:
                 logging.warning("data exhausted at step %d", step)
                 break
             real = float((host["segment_ids"] > 0).mean())
-            state, metrics = train_step(state, to_global_batch(host, mesh))
+            batch = to_global_batch(host, mesh)
+            if step == start:
+                # Compile before the first collective, then start together (see barrier).
+                train_step = train_step.lower(state, batch).compile()
+                barrier(f"liquid_train_compiled_{start}")
+            state, metrics = train_step(state, batch)
             window.append((metrics, real))
             done = step + 1
             final = done == total_steps or preempt.requested

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import jax
 from absl import logging
 
 from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
@@ -24,7 +25,9 @@ def _train_tokenizer(tok_cfg, directory: str) -> TextTokenizer:
     source = open_text_source(tok_cfg.train_corpus)
     texts = (source[i]["text"] for i in range(len(source)))
     logging.info("training a %d-piece SentencePiece model on %s", tok_cfg.vocab_size, source.name)
-    return train_sentencepiece(texts, tok_cfg.vocab_size, directory)
+    # Training is deterministic: every host trains the same model, one host writes it.
+    out = directory if jax.process_index() == 0 else None
+    return train_sentencepiece(texts, tok_cfg.vocab_size, out)
 
 
 def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
