@@ -60,9 +60,9 @@ def _import_hf() -> None:
 
 def _export() -> None:
     _require("workdir", "out")
-    from liquid_jax.export import export_hf
+    from liquid_jax.export.run_export import export_run
 
-    export_hf(FLAGS.workdir, FLAGS.out)
+    export_run(FLAGS.workdir, FLAGS.out)
     logging.info("wrote %s", FLAGS.out)
 
 

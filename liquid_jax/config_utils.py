@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.remat = "none"
     c.model.param_dtype = "float32"
     c.model.dtype = "float32"
+    c.model.vqgan = ""  # the image tokenizer of the codes (taming dir): sampling, export
 
     c.data = ml_collections.ConfigDict()
     c.data.seq_len = 2048

@@ -172,6 +172,20 @@ class TransformerSpec:
             raise ValueError(f"unknown family {family!r}; supported: {list(FAMILIES)}")
         return cls(family=family, **{**FAMILY_DEFAULTS[family], **fields})
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (dtypes by name); ``from_dict`` inverts it."""
+        out = dataclasses.asdict(self)
+        out["param_dtype"], out["dtype"] = str(self.param_dtype), str(self.dtype)
+        return out
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> TransformerSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - names)
+        if unknown:
+            raise ValueError(f"spec: unknown fields {unknown}")
+        return cls(**fields)
+
     def replace(self, **fields) -> TransformerSpec:
         return dataclasses.replace(self, **fields)
 

@@ -1,10 +1,9 @@
 """Finding what sampling needs in a run directory: model, vocabulary, tokenizer, VQGAN.
 
-Today a model comes from an HF-format Liquid directory (``config.json`` + weights +
-tokenizer + ``liquid_vocab.json``, as ``import-hf`` / ``export`` write): ``--hf_dir``, or
-the workdir itself when it is one. Training checkpoints (``DIR/checkpoints``) are the
-LLM training loop's format; ``_from_training_checkpoint`` is the hook where loading them
-goes once that loop exists.
+A model comes from a training workdir (the latest checkpoint's model, with the run's
+tokenizer, ``liquid_vocab.json`` and the VQGAN of ``run_info.json``) or from an HF-format
+Liquid directory (``config.json`` + weights + tokenizer + ``liquid_vocab.json``, as
+``import-hf`` / ``export`` write): ``--hf_dir``, or the workdir itself when it is one.
 
 The VQGAN is a taming checkpoint (directory, yaml, ``.ckpt`` or ``.safetensors``):
 ``vqgan=``, else a ``vqgan/`` folder or ``vqgan.yaml`` in the HF directory or workdir.
@@ -33,15 +32,6 @@ def _is_hf_liquid_dir(path: str) -> bool:
     return all(os.path.isfile(os.path.join(path, f)) for f in ("config.json", VOCAB_FILE))
 
 
-def _from_training_checkpoint(workdir: str):
-    """Hook: a ``Sampler`` from the latest LLM training checkpoint in ``workdir``."""
-    raise NoModelError(
-        f"{workdir}: found training checkpoints in {os.path.join(workdir, CHECKPOINT_DIR)}, "
-        "but sampling from them directly is not supported yet; export an HF-format "
-        "Liquid directory (config.json + liquid_vocab.json) and pass it with --hf_dir"
-    )
-
-
 def find_hf_dir(workdir: str | None, hf_dir: str | None = None) -> str:
     """The HF-format Liquid directory to load, or ``NoModelError`` saying what is missing."""
     if hf_dir:
@@ -55,8 +45,6 @@ def find_hf_dir(workdir: str | None, hf_dir: str | None = None) -> str:
         raise NoModelError("sample: pass --workdir or --hf_dir")
     if _is_hf_liquid_dir(workdir):
         return workdir
-    if os.path.isdir(os.path.join(workdir, CHECKPOINT_DIR)):
-        _from_training_checkpoint(workdir)
     raise NoModelError(
         f"{workdir}: no HF export / checkpoint found (expected config.json and {VOCAB_FILE} "
         f"there, or {CHECKPOINT_DIR}/); pass --hf_dir"
@@ -103,19 +91,26 @@ def load_for_sampling(
 ) -> Sampler:
     """A ``Sampler`` for the model in ``hf_dir`` (or ``workdir``) and its VQGAN.
 
-    Raises ``NoModelError`` when there is no HF export (or only training checkpoints),
+    Raises ``NoModelError`` when there is neither a train workdir nor an HF export,
     ``FileNotFoundError`` for a missing ``vqgan`` path. ``sampler_kwargs`` go to
     ``Sampler`` (``context``, ``size_prefix``, ``batch_size``).
     """
     from liquid_jax.export import load_hf, load_vqgan
+    from liquid_jax.train.trained_model import is_train_workdir, load_trained_model, read_run_info
 
-    path = find_hf_dir(workdir, hf_dir)
-    vqgan_path = find_vqgan(hf_dir, workdir, vqgan)
-    layout = VocabLayout.load(path)
-    tokenizer = load_tokenizer(path)
-    _check_tokenizer(tokenizer, layout, path)
-    logging.info("sample: loading the model from %s", path)
-    model = load_hf(path, dtype=dtype, mesh=mesh)
+    if not hf_dir and workdir and is_train_workdir(workdir):
+        model, layout, tokenizer, step = load_trained_model(workdir, mesh=mesh)
+        logging.info("sample: the model of %s at step %d", workdir, step)
+        vqgan = vqgan or read_run_info(workdir).get("vqgan") or None
+        vqgan_path = find_vqgan(None, workdir, vqgan)
+    else:
+        path = find_hf_dir(workdir, hf_dir)
+        vqgan_path = find_vqgan(hf_dir, workdir, vqgan)
+        layout = VocabLayout.load(path)
+        tokenizer = load_tokenizer(path)
+        _check_tokenizer(tokenizer, layout, path)
+        logging.info("sample: loading the model from %s", path)
+        model = load_hf(path, dtype=dtype, mesh=mesh)
     image_model = None
     if vqgan_path is not None:
         image_model = load_vqgan(vqgan_path, mesh=mesh)

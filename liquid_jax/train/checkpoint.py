@@ -131,3 +131,29 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def restore_subtree(workdir: str, key: str, abstract: Any, step: int | None = None):
+    """Reads only ``state[key]`` of a checkpoint (e.g. the model without the optimizer's
+    moments): ``(step, tree)``. ``abstract`` gives the subtree's structure, dtypes and
+    (optional) shardings as ``jax.ShapeDtypeStruct``s; ``step`` defaults to the latest."""
+    from etils import epath
+
+    directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+    if step is None:
+        # Finalised checkpoints are the directories named by their step alone (a save
+        # in progress lives under a temporary name).
+        done = [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(
+            directory) else []  # fmt: skip
+        if not done:
+            raise FileNotFoundError(f"no complete checkpoint in {directory}")
+        step = max(done)
+    path = os.path.join(directory, str(step), "state")
+    target = {key: abstract}
+    args = ocp.args.PyTreeRestore(
+        item=target,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True,
+    )
+    restored = ocp.PyTreeCheckpointer().restore(epath.Path(path), args=args)
+    return step, restored[key]

@@ -35,6 +35,7 @@ from liquid_jax.train.setup import (
 )
 from liquid_jax.train.train_state import create_train_state
 from liquid_jax.train.train_step import StepConfig, jit_eval_step, jit_train_step
+from liquid_jax.train.trained_model import write_run_info
 
 
 class NonFiniteError(RuntimeError):
@@ -100,6 +101,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     train_iter = iterator_fn(data_cfg, tokenizer, layout)
     # --- model and optimizer state, created sharded
     spec = model_spec(config, layout)
+    write_run_info(workdir, spec, config.model.get("vqgan", ""))
     total_steps = int(config.total_steps)
 
     def tx_factory(params):

@@ -41,8 +41,8 @@ def test_load_for_sampling_matches_the_in_memory_sampler(hf_dir, sampler):
 def test_no_model_errors(tmp_path, hf_dir):
     with pytest.raises(NoModelError, match="no HF export / checkpoint found"):
         load_for_sampling(str(tmp_path))
-    os.makedirs(tmp_path / "checkpoints")
-    with pytest.raises(NoModelError, match="found training checkpoints"):
+    os.makedirs(tmp_path / "checkpoints")  # checkpoints without run_info.json: not a run
+    with pytest.raises(NoModelError, match="no HF export / checkpoint found"):
         load_for_sampling(str(tmp_path))
     with pytest.raises(NoModelError, match="not an HF-format Liquid directory"):
         load_for_sampling(hf_dir=str(tmp_path))
