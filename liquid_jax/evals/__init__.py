@@ -1,1 +1,1 @@
-"""evals"""
+"""How quality is measured: reconstruction (PSNR, SSIM, codebook use), image grids."""

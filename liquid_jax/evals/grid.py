@@ -7,12 +7,6 @@ import os
 import numpy as np
 
 
-def to_uint8(images) -> np.ndarray:
-    """float[..., H, W, 3] in [-1, 1] -> uint8 (clamped, as Liquid decodes)."""
-    images = np.clip(np.asarray(images, np.float32), -1.0, 1.0)
-    return np.round((images + 1.0) * 127.5).astype(np.uint8)
-
-
 def image_grid(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
     """images: uint8[N, H, W, 3] -> uint8[rows*(H+pad)+pad, cols*(W+pad)+pad, 3]."""
     images = np.asarray(images)

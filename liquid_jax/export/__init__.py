@@ -1,4 +1,5 @@
-"""export"""
+"""How weights leave and enter JAX: HF transformers directories (safetensors) for the
+LLM, taming / Chameleon checkpoints for the VQGAN, and whole run directories."""
 
 # The language model as an HF transformers directory (safetensors).
 from liquid_jax.export.hf import load_hf as load_hf

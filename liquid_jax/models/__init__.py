@@ -1,4 +1,5 @@
-"""models"""
+"""What the networks are: the decoder-only transformer (one spec for Gemma, Gemma2,
+Qwen2/2.5 and Llama-3), its presets and KV cache, and the taming/Chameleon VQGAN."""
 
 # The language model (Gemma / Gemma2 / Qwen2 / Llama-3 families).
 from liquid_jax.models.generate import greedy_generate as greedy_generate

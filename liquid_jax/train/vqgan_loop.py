@@ -18,7 +18,8 @@ from absl import logging
 from flax import nnx
 
 from liquid_jax.data.image_batches import host_batch
-from liquid_jax.evals.grid import image_grid, save_png, to_uint8
+from liquid_jax.data.images import to_uint8
+from liquid_jax.evals.grid import image_grid, save_png
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh

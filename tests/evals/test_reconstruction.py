@@ -2,7 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from liquid_jax.evals.grid import image_grid, to_uint8
+from liquid_jax.data.images import to_uint8
+from liquid_jax.evals.grid import image_grid
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 
 
