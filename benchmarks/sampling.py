@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -29,10 +28,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
-from common import report, time_call  # noqa: E402
+from common import gemma_pair, report, time_call  # noqa: E402
 
 from liquid_jax.data.vocab import VocabLayout  # noqa: E402
-from liquid_jax.export import load_hf  # noqa: E402
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams  # noqa: E402
 from liquid_jax.sample.prompts import left_pad  # noqa: E402
 from liquid_jax.sample.t2i import t2i_decode_spec  # noqa: E402
@@ -96,25 +94,10 @@ def main() -> None:
     grid = (side, args.codes // side)
 
     vocab = TEXT_VOCAB + args.image_codes
-    cfg = transformers.GemmaConfig(
-        vocab_size=vocab,
-        hidden_size=args.hidden,
-        intermediate_size=4 * args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=args.hidden // 4,
-        max_position_embeddings=1024,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
-        pad_token_id=PAD,
-    )
-    cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = transformers.GemmaForCausalLM(cfg).float().eval()
-    with tempfile.TemporaryDirectory() as d:
-        hf.save_pretrained(d)
-        model = load_hf(d)
+    hf, model = gemma_pair(
+        vocab, args.hidden, args.layers, max_position_embeddings=1024,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, attn_implementation="eager",
+    )  # fmt: skip
     layout = VocabLayout(TEXT_VOCAB, args.image_codes, BOI, EOI, UNCOND, BOS, EOS, PAD)
 
     rng = np.random.default_rng(0)

@@ -25,7 +25,7 @@ if "--memory" in sys.argv:
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
-from common import report, time_call  # noqa: E402
+from common import gemma_pair, report, time_call  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from liquid_jax.models import Transformer, get_preset  # noqa: E402
@@ -50,28 +50,12 @@ def _batch(b, t, vocab, seed=0):
 
 
 def throughput(args) -> None:
-    import tempfile
 
     import torch
-    import transformers
-
-    from liquid_jax.export import load_hf
 
     torch.set_num_threads(os.cpu_count() or 1)
-    cfg = transformers.GemmaConfig(
-        vocab_size=args.vocab,
-        hidden_size=args.hidden,
-        intermediate_size=4 * args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=args.hidden // 4,
-    )
-    torch.manual_seed(0)
-    hf = transformers.GemmaForCausalLM(cfg).float()
-    with tempfile.TemporaryDirectory() as d:
-        hf.save_pretrained(d)
-        loaded = load_hf(d)
+    hf, loaded = gemma_pair(args.vocab, args.hidden, args.layers)
+    hf.train()
     spec = loaded.spec
     mesh = make_mesh(MeshConfig(data=1, num_devices=1))
     state_obj = create_train_state(

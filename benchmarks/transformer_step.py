@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -21,11 +20,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
-from common import report, time_call  # noqa: E402
+from common import gemma_pair, report, time_call  # noqa: E402
 from flax import nnx  # noqa: E402
-
-from liquid_jax.export import load_hf  # noqa: E402
 
 
 def main() -> None:
@@ -38,21 +34,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    cfg = transformers.GemmaConfig(
-        vocab_size=args.vocab,
-        hidden_size=args.hidden,
-        intermediate_size=4 * args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=args.hidden // 4,
-        max_position_embeddings=args.seq,
-    )
-    torch.manual_seed(0)
-    hf = transformers.GemmaForCausalLM(cfg).float()
-    with tempfile.TemporaryDirectory() as d:
-        hf.save_pretrained(d)
-        model = load_hf(d)
+    hf, model = gemma_pair(args.vocab, args.hidden, args.layers, max_position_embeddings=args.seq)
+    hf.train()
     tokens = np.random.default_rng(0).integers(0, args.vocab, (args.batch, args.seq))
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
