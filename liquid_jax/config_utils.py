@@ -36,7 +36,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every_steps = 500
     c.eval_steps = 8
     c.keep_checkpoints = 3
-    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    # ICI sizes per slice, and DCN factors across slices (multi-slice TPU).
+    c.mesh = ml_collections.ConfigDict(
+        {"data": -1, "fsdp": 1, "tensor": 1, "dcn_data": 1, "dcn_fsdp": 1, "dcn_tensor": 1}
+    )
     c.axis_rules = ()  # () = liquid_jax.parallel.DEFAULT_RULES
 
     c.tokenizer = ml_collections.ConfigDict({"path": "", "train_corpus": "", "vocab_size": 1024})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 import jax
@@ -13,6 +14,11 @@ def _env_int(name: str) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def _on_tpu_vm() -> bool:
+    """Cloud TPU VMs expose their chips as /dev/accel* (v4, v5p) or /dev/vfio (v5e, v6e)."""
+    return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
+
+
 def initialize_distributed(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
@@ -22,8 +28,9 @@ def initialize_distributed(
     """Starts ``jax.distributed`` when the job spans several processes.
 
     Order of precedence: explicit arguments; ``LIQUID_COORDINATOR`` /
-    ``LIQUID_NUM_PROCESSES`` / ``LIQUID_PROCESS_ID``; SLURM (``SLURM_NTASKS`` > 1) and TPU
-    pods, which JAX detects itself. Returns True when a multi-process runtime is active.
+    ``LIQUID_NUM_PROCESSES`` / ``LIQUID_PROCESS_ID``; then JAX's own cluster detection
+    when ``LIQUID_DISTRIBUTED=1``, under SLURM (``SLURM_NTASKS`` > 1), or on a Cloud TPU
+    VM (one host or a pod slice). Returns True when a multi-process runtime is active.
     A single process with no cluster variables is left alone.
     """
     coordinator_address = coordinator_address or os.environ.get("LIQUID_COORDINATOR")
@@ -42,7 +49,12 @@ def initialize_distributed(
         if local_device_ids is not None:
             kwargs["local_device_ids"] = local_device_ids
         jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
-    elif (_env_int("SLURM_NTASKS") or 1) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES"):
+    elif (
+        os.environ.get("LIQUID_DISTRIBUTED") == "1"
+        or (_env_int("SLURM_NTASKS") or 1) > 1
+        or os.environ.get("TPU_WORKER_HOSTNAMES")
+        or _on_tpu_vm()
+    ):
         # JAX's cluster detection reads SLURM_* and the TPU metadata server itself.
         jax.distributed.initialize()
     else:

@@ -32,6 +32,8 @@ def test_config_loads_with_stable_keys(name):
     if name.startswith("encode"):  # not a training run
         assert "vqgan" in config
         return
+    if name.startswith("demo"):  # one section per stage; each is loaded by its stage
+        return
     for key in ("total_steps", "log_every_steps", "checkpoint_every_steps", "seed"):
         assert key in config, (name, key)
     if name.startswith(("vqgan", "encode")):
