@@ -14,6 +14,7 @@ Flags are absl flags; ``--config`` is an ml_collections config file with an opti
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -123,6 +124,13 @@ def _sample() -> None:
     logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
 
 
+def _demo() -> None:
+    _require("workdir")
+    from liquid_jax.demo import run_demo
+
+    run_demo(FLAGS.config, FLAGS.workdir)
+
+
 def _not_built(name: str) -> Callable[[], None]:
     def run() -> None:
         print(f"liquid-jax {name}: not available in this version yet", file=sys.stderr)
@@ -132,7 +140,7 @@ def _not_built(name: str) -> Callable[[], None]:
 
 
 COMMANDS: dict[str, Callable[[], None]] = {
-    "demo": _not_built("demo"),
+    "demo": _demo,
     "train-vqgan": _train_vqgan,
     "encode-images": _encode_images,
     "train": _train,
@@ -186,6 +194,16 @@ def check_config_overrides(argv: list[str]) -> None:
             node, walked = node[part], [*walked, part]
 
 
+DEMO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                           "demo.py")  # fmt: skip
+
+
+def with_default_config(command: str, argv: list[str]) -> list[str]:
+    """``demo`` runs ``configs/demo.py`` unless ``--config`` names another file."""
+    given = any(a == "--config" or a.startswith("--config=") for a in argv)
+    return argv if command != "demo" or given else [f"--config={DEMO_CONFIG}", *argv]
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point: ``liquid-jax COMMAND [--flags]``."""
     argv = list(sys.argv if argv is None else argv)
@@ -197,6 +215,7 @@ def run(argv: list[str] | None = None) -> None:
         print(f"liquid-jax: unknown command {command!r}\n{_usage()}", file=sys.stderr)
         sys.exit(2)
 
+    argv = [*argv[:2], *with_default_config(command, argv[2:])]
     check_config_overrides(argv[2:])
 
     def main(_):

@@ -1,0 +1,135 @@
+"""The embedded default: the whole Liquid recipe on the synthetic shapes world, on CPU.
+
+    liquid-jax demo --workdir /tmp/liquid_demo                      # this file by default
+    liquid-jax demo --workdir /tmp/liquid_demo --config.liquid.total_steps=800
+    liquid-jax demo --config configs/demo.py:runlocal --workdir /tmp/demo_small
+
+Stages (each resumable; ``liquid_jax.demo``): shapes world -> VQGAN (32 px, downsample
+4: an 8x8 grid of codes) -> codes -> a text-only base LM, exported to HF and imported
+back with the image codes (mean resizing) -> Liquid training on text + T2I + I2T (the
+paper's 1:1 text : image-text, 80% T2I / 20% I2T) -> evals -> HF + taming export ->
+report. ``budget_s`` is each stage's planned share of the 15 minute target on a 2-core
+CPU (it drives the ETA lines). ``runlocal`` shrinks everything to a CI-sized run.
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+from liquid_jax.config_utils import base_config, parse_arg
+
+
+def _sibling(name: str, arg: str) -> ml_collections.ConfigDict:
+    """``configs/NAME.py``'s ``get_config(arg)`` (config files load as scripts)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_liquid_demo_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def _llm(runlocal: bool, steps: int, lr: float) -> ml_collections.ConfigDict:
+    """An LLM training config; the stage code fills in data sources and ``init_from``."""
+    c = base_config()
+    c.total_steps = steps
+    c.log_every_steps = 5 if runlocal else 20
+    c.checkpoint_every_steps = 100 if runlocal else 200
+    c.eval_every_steps = 0  # the demo evaluates after training
+    c.eval_steps = 2
+    c.keep_checkpoints = 1
+    c.tokenizer.vocab_size = 400 if runlocal else 512
+    c.model.family = "gemma"
+    c.model.spec.update(
+        vocab_size=0,  # set from the tokenizer (+ image codes)
+        hidden_size=32 if runlocal else 128,
+        intermediate_size=64 if runlocal else 512,
+        num_layers=1 if runlocal else 4,
+        num_heads=2 if runlocal else 4,
+        num_kv_heads=1 if runlocal else 2,
+        head_dim=16 if runlocal else 32,
+        max_position_embeddings=512,
+    )
+    c.data.seq_len = 192 if runlocal else 256
+    c.data.batch_size = 8 if runlocal else 16
+    c.data.num_packing_bins = 8 if runlocal else 16
+    c.data.min_records_for_fraction = 100
+    c.optim.lr = lr
+    c.optim.warmup = 0.05
+    c.optim.min_lr_ratio = 0.1
+    c.optim.b2 = 0.99
+    return c
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    runlocal = parse_arg(arg, runlocal=False).runlocal
+    c = ml_collections.ConfigDict()
+    c.runlocal = runlocal
+    c.seed = 0
+
+    # 1. The shapes world: train / validation / test images with captions, and text.
+    c.world = ml_collections.ConfigDict()
+    c.world.image_size = 32
+    c.world.num_train = 256 if runlocal else 6000
+    c.world.num_val = 32 if runlocal else 128
+    c.world.num_test = 32 if runlocal else 200
+    c.world.seed = 0
+
+    # 2. The VQGAN (configs/vqgan_shapes.py, trained on the world's train images).
+    c.vqgan = _sibling("vqgan_shapes", "runlocal" if runlocal else "")
+    c.vqgan.data.num_train = c.world.num_train
+    c.vqgan.data.num_val = c.world.num_val
+    if not runlocal:
+        c.vqgan.total_steps = 600
+        c.vqgan.batch_size = 16
+        c.vqgan.eval_every_steps = 600
+        c.vqgan.checkpoint_every_steps = 100
+        c.vqgan.model.update(ch=32, z_channels=32, embed_dim=32, n_embed=512)
+        # Plain reconstruction training (no GAN) learns faster with Adam's usual betas
+        # than with taming's GAN betas (0.5, 0.9): +0.8 dB at 400 steps here.
+        c.vqgan.optim.update(lr=1e-3, b1=0.9, b2=0.99)
+    else:
+        c.vqgan.total_steps = 20
+        c.vqgan.model.update(ch=32, z_channels=16, embed_dim=16, n_embed=64)
+    # A step decay of the learning rate: the last (1 - decay_at) of the steps run at
+    # lr * decay_factor (train-vqgan resumes its own checkpoint with the lower rate).
+    c.vqgan_decay = ml_collections.ConfigDict({"decay_at": 0.75, "decay_factor": 0.2})
+
+    # 3. Codes of every split (configs/encode_shapes.py; the VQGAN is filled in).
+    c.encode = _sibling("encode_shapes", "runlocal" if runlocal else "")
+    c.encode.vqgan.model = c.vqgan.model
+
+    # 4. The text-only base LM (the stand-in for Gemma / Qwen), trained on the world's
+    #    text corpus, exported to HF, then imported with the image codes.
+    c.base = _llm(runlocal, steps=10 if runlocal else 150, lr=3e-3)
+    c.base.data.num_image_codes = 0
+    c.base.data.image_text_weight = 0.0
+
+    # 5. Liquid: the imported base on text + T2I + I2T (the paper's mix unless changed).
+    c.liquid = _llm(runlocal, steps=20 if runlocal else 800, lr=4e-3)
+    c.liquid.data.text_weight = 1.0
+    c.liquid.data.image_text_weight = 1.0
+    c.liquid.data.t2i_fraction = 0.8
+    c.liquid.data.cfg_dropout = 0.1
+
+    # 6. Evaluation on held-out test captions and images.
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_prompts = 8 if runlocal else 96  # test captions for T2I
+    c.eval.num_images = 8 if runlocal else 96  # test images for I2T
+    c.eval.num_text = 16 if runlocal else 200  # test text documents for perplexity
+    c.eval.cfg_scale = 3.0
+    c.eval.temperature = 1.0
+    c.eval.top_k = 64 if not runlocal else 16
+    c.eval.top_p = 1.0
+    c.eval.sample_batch = 8 if runlocal else 48
+    c.eval.max_caption_tokens = 24 if runlocal else 40
+    c.eval.probe_steps = 20 if runlocal else 1200
+    c.eval.probe_batch = 32 if runlocal else 64
+    c.eval.grid_rows = 8
+
+    # Planned seconds per stage on a 2-core CPU (ETA lines only).
+    c.budget_s = ml_collections.ConfigDict(
+        {"world": 10, "vqgan": 235, "codes": 20, "base_lm": 90, "import": 5,
+         "liquid": 470, "eval": 60, "export": 5, "report": 5}
+    )  # fmt: skip
+    return c

@@ -1,0 +1,151 @@
+"""The demo's evaluation stage: everything judged on held-out test captions and images.
+
+- Probe: ``evals.probe`` trained on the train split's ground-truth images; its accuracy
+  on real test images (with their true scenes) is reported first, since it judges T2I.
+- T2I: one image per test caption, with and without classifier-free guidance, judged
+  by the probe (colour, shape, size, position; ``evals.scoring.score_images``).
+- I2T: greedy captions of test images, parsed and compared with the true scenes.
+- Text: perplexity of the text corpus' test split under the base LM and under Liquid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+from liquid_jax.data.shapes_captions import parse_caption, scene_attributes
+from liquid_jax.data.shapes_scene import Scene
+from liquid_jax.demo import visuals
+from liquid_jax.demo.stages import Paths, test_images
+from liquid_jax.evals.probe import train_probe
+from liquid_jax.evals.scoring import score_captions, score_images
+
+
+def _progress(what: str):
+    """A sampler progress callback: ``what: done/total tokens, rate, ETA`` every ~10 s."""
+    from liquid_jax.train.metrics import Progress
+
+    state = {}
+
+    def report(done: int, total: int) -> None:
+        if "p" not in state:
+            state["p"] = Progress(total, unit="token")
+        state["p"].update(done, what)
+
+    return report
+
+
+def _truth(records: list[dict]) -> list[dict]:
+    return [scene_attributes(Scene.from_dict(r["attributes"])) for r in records]
+
+
+def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
+    from liquid_jax.data.shapes_world import load_shapes_world
+
+    source = load_shapes_world(paths.world, "train")
+    records = source.__getitems__(list(range(len(source))))
+    train_images = np.stack([r["image"] for r in records])
+    t = time.perf_counter()
+    probe = train_probe(
+        train_images,
+        [r["attributes"] for r in records],
+        steps=config.eval.probe_steps,
+        batch_size=config.eval.probe_batch,
+        seed=config.seed,
+    )
+    probe.save(os.path.join(paths.report, "probe.npz"))
+    scores = score_images(probe.predict(images), truth)
+    logging.info("probe on real test images (trained in %.0fs): %s", time.perf_counter() - t,
+                 {k: round(v, 4) for k, v in scores.items()})  # fmt: skip
+    return probe, scores, {r["caption"] for r in records}
+
+
+def _t2i(config, sampler, probe, prompts: list[str]):
+    e, out = config.eval, {}
+    targets = [parse_caption(p) for p in prompts]
+    for name, scale in (("cfg", e.cfg_scale), ("nocfg", None)):
+        t = time.perf_counter()
+        result = sampler.t2i(
+            prompts,
+            cfg_scale=scale,
+            temperature=e.temperature,
+            top_k=e.top_k,
+            top_p=e.top_p,
+            seed=config.seed,
+            progress=_progress(f"T2I {name}"),
+        )
+        scores = score_images(probe.predict(result.images), targets)
+        logging.info("T2I %s (scale %s, %.0fs): %s", name, scale, time.perf_counter() - t,
+                     {k: round(v, 4) for k, v in scores.items()})  # fmt: skip
+        out[name] = (result.images, scores)
+    return out
+
+
+def run_eval(config, paths: Paths) -> dict:
+    from liquid_jax.data.shapes_world import load_shapes_text
+    from liquid_jax.evals.text_ppl import perplexity
+    from liquid_jax.sample.loading import load_for_sampling
+    from liquid_jax.train.trained_model import load_trained_model
+
+    e = config.eval
+    os.makedirs(paths.report, exist_ok=True)
+    n = max(e.num_prompts, e.num_images)
+    images, records = test_images(config, paths, n)
+    truth = _truth(records)
+    probe, probe_scores, train_captions = _probe(config, paths, images, truth)
+
+    sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
+    prompts = [r["caption"] for r in records[: e.num_prompts]]
+    t2i = _t2i(config, sampler, probe, prompts)
+
+    t = time.perf_counter()
+    i2t_images = images[: e.num_images]
+    captions = sampler.i2t(list(i2t_images), max_new_tokens=e.max_caption_tokens,
+                           progress=_progress("I2T"))  # fmt: skip
+    i2t = score_captions(captions, truth[: e.num_images])
+    logging.info("I2T (%.0fs): %s", time.perf_counter() - t,
+                 {k: round(v, 4) for k, v in i2t.items()})  # fmt: skip
+
+    texts_src = load_shapes_text(paths.world, "test")
+    texts = [texts_src[i]["text"] for i in range(min(e.num_text, len(texts_src)))]
+    ppl = {}
+    for name, workdir in (("base", paths.base_lm), ("liquid", paths.liquid)):
+        model, layout, tokenizer, _ = load_trained_model(workdir)
+        ppl[name] = perplexity(model, tokenizer, layout, texts)
+        logging.info("text perplexity, %s: %.3f over %d tokens", name, ppl[name]["ppl"],
+                     int(ppl[name]["tokens"]))  # fmt: skip
+
+    # Pictures and the raw samples for the report.
+    k = min(e.grid_rows, len(prompts))
+    visuals.rows_grid([images[:k], t2i["cfg"][0][:k], t2i["nocfg"][0][:k]],
+                      os.path.join(paths.report, "t2i_grid.png"))  # fmt: skip
+    visuals.rows_grid([i2t_images[:k]], os.path.join(paths.report, "i2t_grid.png"))
+    samples = {
+        "t2i_prompts": prompts,
+        "i2t": [{"truth": r["caption"], "generated": c} for r, c in zip(records, captions)],
+    }
+    with open(os.path.join(paths.report, "samples.json"), "w") as f:
+        json.dump(samples, f, indent=1)
+
+    def prefixed(prefix: str, scores: dict, suffix: str = "") -> dict:
+        return {f"{prefix}_{a}_acc{suffix}": v for a, v in scores.items()}
+
+    return {
+        **prefixed("probe", probe_scores),
+        "probe_acc": probe_scores["all"],
+        **prefixed("t2i", t2i["cfg"][1]),
+        **prefixed("t2i", t2i["nocfg"][1], "_nocfg"),
+        **prefixed("i2t", {k: v for k, v in i2t.items() if k != "parsed"}),
+        "i2t_parsed_frac": i2t["parsed"],
+        "text_ppl_base": ppl["base"]["ppl"],
+        "text_ppl_liquid": ppl["liquid"]["ppl"],
+        "t2i_cfg_scale": e.cfg_scale,
+        "t2i_num_prompts": len(prompts),
+        "t2i_prompts_seen_in_train_frac": float(np.mean([p in train_captions for p in prompts])),
+        "i2t_num_images": len(captions),
+        "text_num_docs": len(texts),
+    }
