@@ -85,6 +85,14 @@ def _t2i(config, sampler, probe, prompts: list[str]):
     return out
 
 
+def _reconstruct(vqgan, images_u8: np.ndarray) -> np.ndarray:
+    from liquid_jax.data.images import to_uint8
+    from liquid_jax.models.vqgan_apply import decode_codes, encode_images
+
+    x = np.asarray(images_u8, np.float32) / 127.5 - 1.0
+    return to_uint8(decode_codes(vqgan, encode_images(vqgan, x)))
+
+
 def run_eval(config, paths: Paths) -> dict:
     from liquid_jax.data.shapes_world import load_shapes_text
     from liquid_jax.evals.text_ppl import perplexity
@@ -99,6 +107,11 @@ def run_eval(config, paths: Paths) -> dict:
     probe, probe_scores, train_captions = _probe(config, paths, images, truth)
 
     sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
+    # The ceiling of T2I: what the probe says about real test images after a trip through
+    # the VQGAN (a perfect generator can only draw what the codes can show).
+    recon_scores = score_images(probe.predict(_reconstruct(sampler.vqgan, images)), truth)
+    logging.info("probe on VQGAN reconstructions of test images: %s",
+                 {k: round(v, 4) for k, v in recon_scores.items()})  # fmt: skip
     prompts = [r["caption"] for r in records[: e.num_prompts]]
     t2i = _t2i(config, sampler, probe, prompts)
 
@@ -137,6 +150,7 @@ def run_eval(config, paths: Paths) -> dict:
     return {
         **prefixed("probe", probe_scores),
         "probe_acc": probe_scores["all"],
+        **prefixed("probe_recon", recon_scores),
         **prefixed("t2i", t2i["cfg"][1]),
         **prefixed("t2i", t2i["nocfg"][1], "_nocfg"),
         **prefixed("i2t", {k: v for k, v in i2t.items() if k != "parsed"}),
