@@ -94,26 +94,20 @@ def load_vqgan_from_workdir(
     import orbax.checkpoint as ocp
     from etils import epath
 
+    from liquid_jax.train.checkpoint import restore_subtree
+
     config = vqgan_config(model_config)
     step = vqgan_checkpoint_step(workdir) if step is None else int(step)
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: VQGAN(config, rngs=nnx.Rngs(0))))
     sharding = NamedSharding(mesh, P()) if mesh is not None else None
-    target = {
-        "model": jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract
-        )
-    }
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract
+    )
     path = os.path.join(os.path.abspath(workdir), VQGAN_CHECKPOINTS, str(step), "state")
     metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path))
-    _check_saved_model(metadata, target["model"], path, config)
-    args = ocp.args.PyTreeRestore(
-        item=target,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-        partial_restore=True,
-    )
-    restored = ocp.PyTreeCheckpointer().restore(path, args=args)
+    _check_saved_model(metadata, target, path, config)
+    _, state = restore_subtree(workdir, "model", target, step)
     logging.info("vqgan: restored the model of %s (step %d)", workdir, step)
-    state = restored["model"]
     if mesh is None:
         state = jax.tree.map(jax.numpy.asarray, state)
     return nnx.merge(graphdef, state)
