@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from liquid_jax.data.encode_vqgan import vqgan_config
 from liquid_jax.data.image_batches import host_batch
 from liquid_jax.data.images import to_uint8
 from liquid_jax.evals.grid import image_grid, save_png
@@ -32,12 +33,6 @@ from liquid_jax.train.vqgan_step import (
     jit_vqgan_step,
     make_optimizer,
 )
-
-
-def _vqgan_config(cfg):
-    from liquid_jax.models.vqgan import VQGANConfig
-
-    return VQGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
 
 
 def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +114,7 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
         train_images.shape[1:],
     )
     # --- model and optimizers, created replicated on the mesh
-    vq_cfg = _vqgan_config(config.model)
+    vq_cfg = vqgan_config(config.model)
     loss_cfg = VQGANLossConfig(
         **{
             k: v

@@ -8,8 +8,9 @@ import pytest
 from flax import nnx
 
 from configs.vqgan_shapes import get_config
+from liquid_jax.data.encode_vqgan import vqgan_config
 from liquid_jax.train.checkpoint import Checkpointer
-from liquid_jax.train.vqgan_loop import _vqgan_config, evaluate, load_images, train_vqgan
+from liquid_jax.train.vqgan_loop import evaluate, load_images, train_vqgan
 
 
 def _tiny(total, **loss):
@@ -34,7 +35,7 @@ def test_training_raises_psnr(tmp_path):
     from liquid_jax.models.vqgan import VQGAN
 
     _, val = load_images(config.data)
-    untrained = VQGAN(_vqgan_config(config.model), rngs=nnx.Rngs(config.seed))
+    untrained = VQGAN(vqgan_config(config.model), rngs=nnx.Rngs(config.seed))
     before, _ = evaluate(untrained, val, 16, config.model.n_embed)
     after = train_vqgan(config, str(tmp_path))
     assert after["psnr"] > before["psnr"] + 6.0, (before, after)
