@@ -221,7 +221,10 @@ def run(argv: list[str] | None = None) -> None:
     def main(_):
         COMMANDS[command]()
 
-    app.run(main, argv=[f"liquid-jax {command}", *argv[2:]])
+    flag_argv = [f"liquid-jax {command}", *argv[2:]]
+    # ml_collections reads --config.* overrides from sys.argv, not from app.run's argv.
+    sys.argv = flag_argv
+    app.run(main, argv=flag_argv)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,18 @@ def test_unknown_override_key_fails_before_anything_runs(tmp_path):
     assert out.returncode == 2
     assert "unknown config key 'optim.lrr'" in out.stderr and "lr, min_lr_ratio" in out.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_run_applies_overrides_from_its_own_argv(monkeypatch, tmp_path):
+    """``cli.run(argv)`` from Python (sys.argv holds something else) keeps --config.* values."""
+    from liquid_jax import cli
+
+    seen = {}
+    monkeypatch.setitem(cli.COMMANDS, "train", lambda: seen.update(cli.FLAGS.config.to_dict()))
+    monkeypatch.setattr(sys, "argv", ["pytest", "-q"])
+    argv = ["liquid-jax", "train", f"--config={REPO}/configs/smoke.py", f"--workdir={tmp_path}",
+            "--config.total_steps=7", "--config.optim.lr=0.125"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    assert exit_info.value.code in (0, None)
+    assert seen["total_steps"] == 7 and seen["optim"]["lr"] == 0.125
