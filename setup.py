@@ -42,7 +42,8 @@ setup(
     extras_require={
         "torch": TORCH,
         "test": TORCH + ["pytest>=8", "pytest-xdist", "ruff"],
-        "tpu": ["jax[tpu]>=0.10.2"],
+        # gcsfs: etils.epath's gs:// backend, for --workdir gs://bucket/run.
+        "tpu": ["jax[tpu]>=0.10.2", "gcsfs>=2026.10.1"],
         "gpu": ["jax[cuda12]>=0.10.2"],
     },
     entry_points={"console_scripts": ["liquid-jax=liquid_jax.cli:run"]},

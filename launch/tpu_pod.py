@@ -2,7 +2,7 @@
 
     # one v5p-64 slice: create it, copy this checkout, install, train, stream the logs
     python launch/tpu_pod.py up --name liquid --zone us-east5-a --accelerator v5p-64 \\
-        --config configs/liquid.py:base=gemma_7b,init=/ckpt/init --workdir /gcs/bucket/run \\
+        --config configs/liquid.py:base=gemma_7b,init=/ckpt/init --workdir gs://bucket/run \\
         --config.data.text_sources='("jsonl:/data/text/*.jsonl",)'
     python launch/tpu_pod.py delete --name liquid --zone us-east5-a --accelerator v5p-64
 
@@ -13,8 +13,8 @@ Subcommands: ``create``, ``setup`` (copy code + install), ``train``, ``up`` (all
 ``logs`` (follow worker 0's log of a ``--detach`` run), ``ssh --remote CMD`` (any command
 on every worker), ``delete``. Every gcloud command is printed before it runs;
 ``--dry_run`` only prints them. The same shape as big_vision's ``run_tpu.sh``: one
-command, run on every worker with ``--worker=all``. The workdir must be a path all workers
-see (the loop writes it with local file I/O: mount a bucket with gcsfuse for gs://).
+command, run on every worker with ``--worker=all``. The workdir must be one all workers
+see: a ``gs://`` URL (written natively) or a shared mount.
 """
 
 from __future__ import annotations
@@ -292,11 +292,6 @@ def main(argv: list[str] | None = None) -> int:
                         "config's mesh section, default 1, as MeshConfig reads them)")  # fmt: skip
             raise SystemExit(f"tpu_pod: {e}{hint}") from None
     env = dict(kv.split("=", 1) for kv in args.env)
-    if args.action in ("train", "up") and args.workdir.startswith("gs://"):
-        # The loop (checkpoints included) uses os.path and open() on the workdir.
-        runner.note("warning: the training loop writes its workdir with local file I/O; "
-                    "a gs:// workdir needs a bucket mount (gcsfuse) until it goes through a "
-                    "GCS-aware filesystem")  # fmt: skip
     if args.action in ("create", "up"):
         runner.run(create_command(pod))
         wait_active(pod, runner)

@@ -19,6 +19,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from liquid_jax import fileio
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import VQGANConfig
 
@@ -36,8 +37,8 @@ def vqgan_config(model_config) -> VQGANConfig:
 def _checkpoint_manager(workdir: str):
     import orbax.checkpoint as ocp
 
-    directory = os.path.join(os.path.abspath(workdir), VQGAN_CHECKPOINTS)
-    if not os.path.isdir(directory):
+    directory = fileio.join(fileio.absolute(workdir), VQGAN_CHECKPOINTS)
+    if not fileio.isdir(directory):
         raise FileNotFoundError(f"vqgan: no train-vqgan checkpoints in {directory}")
     return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False))
 
@@ -103,7 +104,7 @@ def load_vqgan_from_workdir(
     target = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract
     )
-    path = os.path.join(os.path.abspath(workdir), VQGAN_CHECKPOINTS, str(step), "state")
+    path = fileio.join(fileio.absolute(workdir), VQGAN_CHECKPOINTS, str(step), "state")
     metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path))
     _check_saved_model(metadata, target, path, config)
     _, state = restore_subtree(workdir, "model", target, step)
@@ -134,5 +135,5 @@ def load_configured_vqgan(vq_cfg, mesh: Mesh | None = None) -> tuple[VQGAN, dict
         if dtype:
             fields["dtype"] = dtype
         model = load_vqgan_from_workdir(workdir, fields, step=step, mesh=mesh)
-        where = {"workdir": os.path.abspath(workdir), "step": step}
+        where = {"workdir": fileio.absolute(workdir), "step": step}
     return model, {**where, "config": dataclasses.asdict(model.config)}

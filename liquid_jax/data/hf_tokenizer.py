@@ -9,11 +9,11 @@ documents, which is the job <bos> does in the Liquid formats.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from liquid_jax import fileio
 from liquid_jax.data.tokenizer import (
     GEMMA_RESERVED_SLOTS,
     HF_CONFIG_FILE,
@@ -123,13 +123,12 @@ class HFTokenizer:
     @classmethod
     def load(cls, directory: str, **kwargs) -> HFTokenizer:
         """Loads ``directory/tokenizer.json`` (+ ``tokenizer_config.json`` if present)."""
-        path = os.path.join(directory, HF_TOKENIZER_FILE)
-        if not os.path.exists(path):
+        path = fileio.join(directory, HF_TOKENIZER_FILE)
+        if not fileio.exists(path):
             raise FileNotFoundError(f"{path}: no tokenizer.json")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        config_path = os.path.join(directory, HF_CONFIG_FILE)
-        config = read_json(config_path) if os.path.exists(config_path) else None
+        text = fileio.read_text(path, encoding="utf-8")
+        config_path = fileio.join(directory, HF_CONFIG_FILE)
+        config = read_json(config_path) if fileio.exists(config_path) else None
         return cls(text, config=config, name=path, **kwargs)
 
     # ---- TextTokenizer --------------------------------------------------------------------
@@ -156,15 +155,16 @@ class HFTokenizer:
 
     def save(self, directory: str) -> None:
         """Writes ``tokenizer.json``, an HF ``tokenizer_config.json`` and our metadata."""
-        os.makedirs(directory, exist_ok=True)
-        self._tok.save(os.path.join(directory, HF_TOKENIZER_FILE))
+        fileio.makedirs(directory)
+        with fileio.local_file(fileio.join(directory, HF_TOKENIZER_FILE)) as local:
+            self._tok.save(local)
         config = {k: v for k, v in self.hf_config.items() if k not in _STALE_HF_KEYS}
         config.setdefault("tokenizer_class", "PreTrainedTokenizerFast")
         token = self._tok.id_to_token
         config.update(
             bos_token=token(self.bos_id), eos_token=token(self.eos_id), pad_token=token(self.pad_id)
         )
-        with open(os.path.join(directory, HF_CONFIG_FILE), "w") as f:
+        with fileio.open(fileio.join(directory, HF_CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=2)
         write_meta(self, directory, self.KIND, self.special_tokens_how)
 

@@ -8,12 +8,12 @@ exported HF ``GemmaTokenizer`` all agree on them without a side table.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
+from liquid_jax import fileio
 from liquid_jax.data.tokenizer import (
     GEMMA_RESERVED_SLOTS,
     HF_CONFIG_FILE,
@@ -83,13 +83,12 @@ class SentencePieceTokenizer:
     @classmethod
     def load(cls, directory: str, **kwargs) -> SentencePieceTokenizer:
         """Loads ``directory/tokenizer.model`` (+ ``tokenizer_config.json`` if present)."""
-        path = os.path.join(directory, SP_MODEL_FILE)
-        if not os.path.exists(path):
+        path = fileio.join(directory, SP_MODEL_FILE)
+        if not fileio.exists(path):
             raise FileNotFoundError(f"{path}: no SentencePiece model")
-        with open(path, "rb") as f:
-            proto = f.read()
-        config_path = os.path.join(directory, HF_CONFIG_FILE)
-        config = read_json(config_path) if os.path.exists(config_path) else None
+        proto = fileio.read_bytes(path)  # parsed from bytes: works for URLs too
+        config_path = fileio.join(directory, HF_CONFIG_FILE)
+        config = read_json(config_path) if fileio.exists(config_path) else None
         return cls(proto, hf_config=config, name=path, **kwargs)
 
     def _require(self, token: str) -> int:
@@ -139,9 +138,8 @@ class SentencePieceTokenizer:
 
     def save(self, directory: str) -> None:
         """Writes ``tokenizer.model``, an HF ``tokenizer_config.json`` and our metadata."""
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, SP_MODEL_FILE), "wb") as f:
-            f.write(self._proto)
+        fileio.makedirs(directory)
+        fileio.write_bytes(fileio.join(directory, SP_MODEL_FILE), self._proto)
         config = {k: v for k, v in self.hf_config.items() if k not in _STALE_HF_KEYS}
         piece = self._sp.id_to_piece
         config.setdefault("tokenizer_class", "GemmaTokenizer")
@@ -154,6 +152,6 @@ class SentencePieceTokenizer:
         )
         if self._sp.unk_id() >= 0:
             config["unk_token"] = piece(self._sp.unk_id())
-        with open(os.path.join(directory, HF_CONFIG_FILE), "w") as f:
+        with fileio.open(fileio.join(directory, HF_CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=2)
         write_meta(self, directory, self.KIND, self.special_tokens_how)

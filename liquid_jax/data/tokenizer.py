@@ -24,10 +24,10 @@ and ``liquid_text_vocab.json`` (which back-end, and the special ids).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from liquid_jax import fileio
 from liquid_jax.data.vocab import VocabLayout
 
 BOI, EOI, UNCONDITIONAL = "<boi>", "<eoi>", "<unconditional>"
@@ -139,13 +139,13 @@ def write_meta(tokenizer: TextTokenizer, directory: str, kind: str, how: str) ->
         "eoi_id": tokenizer.eoi_id,
         "unconditional_id": tokenizer.unconditional_id,
     }
-    with open(os.path.join(directory, META_FILE), "w") as f:
+    with fileio.open(fileio.join(directory, META_FILE), "w") as f:
         json.dump(meta, f, indent=2)
 
 
 def read_json(path: str) -> dict:
     try:
-        with open(path) as f:
+        with fileio.open(path) as f:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: cannot read tokenizer json: {e}") from e
@@ -153,8 +153,8 @@ def read_json(path: str) -> dict:
 
 def check_meta(tokenizer: TextTokenizer, directory: str) -> None:
     """Checks a loaded tokenizer against its saved ids (guards against edited files)."""
-    path = os.path.join(directory, META_FILE)
-    if not os.path.exists(path):
+    path = fileio.join(directory, META_FILE)
+    if not fileio.exists(path):
         return
     meta = read_json(path)
     for key in ("vocab_size", "bos_id", "eos_id", "boi_id", "eoi_id", "unconditional_id"):
@@ -175,12 +175,12 @@ def load_tokenizer(directory: str, **kwargs) -> TextTokenizer:
     from liquid_jax.data.hf_tokenizer import HFTokenizer
     from liquid_jax.data.sp_tokenizer import SentencePieceTokenizer
 
-    meta_path = os.path.join(directory, META_FILE)
-    kind = read_json(meta_path).get("kind") if os.path.exists(meta_path) else None
+    meta_path = fileio.join(directory, META_FILE)
+    kind = read_json(meta_path).get("kind") if fileio.exists(meta_path) else None
     if kind is None:
-        if os.path.exists(os.path.join(directory, SP_MODEL_FILE)):
+        if fileio.exists(fileio.join(directory, SP_MODEL_FILE)):
             kind = SentencePieceTokenizer.KIND
-        elif os.path.exists(os.path.join(directory, HF_TOKENIZER_FILE)):
+        elif fileio.exists(fileio.join(directory, HF_TOKENIZER_FILE)):
             kind = HFTokenizer.KIND
         else:
             raise FileNotFoundError(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import numpy as np
+
+from liquid_jax import fileio
 
 VOCAB_FILE = "liquid_vocab.json"
 
@@ -76,17 +77,17 @@ class VocabLayout:
         return (tokens >= self.image_offset) & (tokens < self.vocab_size)
 
     def save(self, directory: str) -> str:
-        path = os.path.join(directory, VOCAB_FILE)
-        with open(path, "w") as f:
+        path = fileio.join(directory, VOCAB_FILE)
+        with fileio.open(path, "w") as f:
             json.dump(dataclasses.asdict(self), f, indent=2)
         return path
 
     @classmethod
     def load(cls, directory: str) -> VocabLayout:
-        path = os.path.join(directory, VOCAB_FILE)
-        if not os.path.exists(path):
+        path = fileio.join(directory, VOCAB_FILE)
+        if not fileio.exists(path):
             raise FileNotFoundError(f"{path}: no vocabulary layout (written by import-hf)")
-        with open(path) as f:
+        with fileio.open(path) as f:
             data = json.load(f)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)

@@ -8,13 +8,14 @@ interrupted by a crash or preemption never becomes the latest checkpoint.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+
+from liquid_jax import fileio
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -48,13 +49,14 @@ class Checkpointer:
     """Keeps the last ``keep`` checkpoints of one run and restores the newest complete one.
 
     Args:
-      workdir: the run directory; checkpoints go to ``workdir/checkpoints``.
+      workdir: the run directory (a local path or a URL such as ``gs://bucket/run``);
+        checkpoints go to ``workdir/checkpoints``.
       keep: how many checkpoints to keep (older ones are deleted).
       async_save: write in a background thread while training goes on.
     """
 
     def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
-        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        self.directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
@@ -139,16 +141,16 @@ def restore_subtree(workdir: str, key: str, abstract: Any, step: int | None = No
     (optional) shardings as ``jax.ShapeDtypeStruct``s; ``step`` defaults to the latest."""
     from etils import epath
 
-    directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+    directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
     if step is None:
         # Finalised checkpoints are the directories named by their step alone (a save
         # in progress lives under a temporary name).
-        done = [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(
+        done = [int(d) for d in fileio.listdir(directory) if d.isdigit()] if fileio.isdir(
             directory) else []  # fmt: skip
         if not done:
             raise FileNotFoundError(f"no complete checkpoint in {directory}")
         step = max(done)
-    path = os.path.join(directory, str(step), "state")
+    path = fileio.join(directory, str(step), "state")
     target = {key: abstract}
     args = ocp.args.PyTreeRestore(
         item=target,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 
 import jax
@@ -17,6 +16,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from liquid_jax import fileio
 from liquid_jax.data.pipeline import make_iterator, to_global_batch
 from liquid_jax.data.pipeline_config import PipelineConfig
 from liquid_jax.models import Transformer
@@ -79,7 +79,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     object per logged step with ``step``, ``loss`` and per-task losses) and
     ``workdir/checkpoints/`` (Orbax).
     """
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     rules = tuple(tuple(r) for r in config.get("axis_rules", ())) or None
     # --- mesh
     mesh = make_mesh(MeshConfig.from_config(config.mesh))
@@ -94,8 +94,8 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     layout = resolve_layout(config, tokenizer)
     if jax.process_index() == 0:
         layout.save(workdir)
-        if not os.path.exists(os.path.join(workdir, "tokenizer")):
-            tokenizer.save(os.path.join(workdir, "tokenizer"))
+        if not fileio.exists(fileio.join(workdir, "tokenizer")):
+            tokenizer.save(fileio.join(workdir, "tokenizer"))
     # --- data
     data_cfg = _data_config(config)
     train_iter = iterator_fn(data_cfg, tokenizer, layout)

@@ -8,11 +8,10 @@ is built from ``model.preset`` / ``model.spec`` with the vocabulary of
 
 from __future__ import annotations
 
-import os
-
 import jax
 from absl import logging
 
+from liquid_jax import fileio
 from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, TransformerSpec, get_preset
@@ -37,8 +36,8 @@ def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
     tok_cfg = config.tokenizer
     if tok_cfg.get("path", ""):
         return load_tokenizer(tok_cfg.path)
-    directory = os.path.join(workdir, "tokenizer")
-    if os.path.exists(os.path.join(directory, "tokenizer.model")):
+    directory = fileio.join(workdir, "tokenizer")
+    if fileio.exists(fileio.join(directory, "tokenizer.model")):
         return load_tokenizer(directory)
     if not tok_cfg.get("train_corpus", ""):
         raise ValueError("set model.init_from, tokenizer.path or tokenizer.train_corpus")

@@ -8,12 +8,12 @@ model's arrays are read from a checkpoint, never the optimizer's moments.
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 from flax import nnx
 from jax.sharding import Mesh
 
+from liquid_jax import fileio
 from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, TransformerSpec
@@ -27,22 +27,22 @@ def write_run_info(workdir: str, spec: TransformerSpec, vqgan: str = "") -> None
     """Process 0 records what the checkpoints hold (written once per run start)."""
     if jax.process_index() != 0:
         return
-    info = {"spec": spec.to_dict(), "vqgan": os.path.abspath(vqgan) if vqgan else ""}
-    with open(os.path.join(workdir, RUN_INFO), "w") as f:
+    info = {"spec": spec.to_dict(), "vqgan": fileio.absolute(vqgan) if vqgan else ""}
+    with fileio.open(fileio.join(workdir, RUN_INFO), "w") as f:
         json.dump(info, f, indent=2)
 
 
 def read_run_info(workdir: str) -> dict:
-    path = os.path.join(workdir, RUN_INFO)
-    if not os.path.exists(path):
+    path = fileio.join(workdir, RUN_INFO)
+    if not fileio.exists(path):
         raise FileNotFoundError(f"{workdir}: no {RUN_INFO} (not a liquid-jax train workdir)")
-    with open(path) as f:
+    with fileio.open(path) as f:
         return json.load(f)
 
 
 def is_train_workdir(workdir: str) -> bool:
-    return os.path.isfile(os.path.join(workdir, RUN_INFO)) and os.path.isdir(
-        os.path.join(workdir, CHECKPOINT_DIR)
+    return fileio.isfile(fileio.join(workdir, RUN_INFO)) and fileio.isdir(
+        fileio.join(workdir, CHECKPOINT_DIR)
     )
 
 
@@ -68,6 +68,6 @@ def load_trained_model(
     return (
         model,
         VocabLayout.load(workdir),
-        load_tokenizer(os.path.join(workdir, "tokenizer")),
+        load_tokenizer(fileio.join(workdir, "tokenizer")),
         step,
     )

@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from liquid_jax import fileio
 from liquid_jax.data.encode_vqgan import vqgan_config
 from liquid_jax.data.image_batches import host_batch
 from liquid_jax.data.images import to_uint8
@@ -102,7 +103,7 @@ def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[s
 
 def train_vqgan(config, workdir: str) -> dict[str, float]:
     """Runs (or resumes) VQGAN training; returns the final validation metrics."""
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     # --- mesh
     mesh = make_mesh(MeshConfig.from_config(config.get("mesh", {})))
     # --- data
@@ -183,7 +184,9 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
                 final, (x, out) = evaluate(model, val_images, config.batch_size, vq_cfg.n_embed)
                 writer.write_scalars(done, {f"val_{k}": v for k, v in final.items()})
                 grid = image_grid(to_uint8(np.concatenate([x[:8], out[:8]])), cols=8)
-                save_png(grid, os.path.join(workdir, "samples", f"recon_{done:06d}.png"), 4)
+                png = fileio.join(workdir, "samples", f"recon_{done:06d}.png")
+                with fileio.local_file(png) as local:
+                    save_png(grid, local, 4)
                 writer.write_images(done, {"reconstruction": grid})
                 logging.info("vqgan eval @%d: %s", done, final)
             if done % config.checkpoint_every_steps == 0 or last:
