@@ -8,7 +8,7 @@
     liquid-jax train --config configs/liquid.py:base=gemma_7b,init=/ckpt/liquid-gemma7b-init \\
         --config.data.text_sources='("jsonl:/data/text/*.jsonl",)' \\
         --config.data.image_text_sources='("codes:/data/codes/train",)' \\
-        --workdir /mnt/gcs/run  # a gcsfuse mount of the bucket, see docs/launch.md
+        --workdir gs://BUCKET/run  # Cloud Storage directly, see docs/launch.md
 
 ``base`` is a preset name (gemma_7b, gemma2_2b, gemma2_9b, qwen2.5_0.5b, qwen2.5_7b,
 qwen2.5_32b, llama3.2_1b, ...); without ``init`` the model starts from random weights of

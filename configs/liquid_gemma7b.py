@@ -5,7 +5,7 @@
     liquid-jax train --config configs/liquid_gemma7b.py:init=/ckpt/liquid-gemma7b-init \\
         --config.data.text_sources='("jsonl:/data/text/*.jsonl",)' \\
         --config.data.image_text_sources='("codes:/data/codes/train",)' \\
-        --workdir /mnt/gcs/liquid-gemma7b
+        --workdir gs://BUCKET/liquid-gemma7b
 
 The same recipe for the scaling-study bases: ``configs/liquid.py:base=qwen2.5_7b``.
 """
