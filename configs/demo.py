@@ -74,6 +74,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.world.num_val = 32 if runlocal else 128
     c.world.num_test = 32 if runlocal else 200
     c.world.seed = 0
+    c.world.textures = ("plain", "gradient", "stripes", "speckle")
+    c.world.grain = 2.0
 
     # 2. The VQGAN (configs/vqgan_shapes.py, trained on the world's train images).
     c.vqgan = _sibling("vqgan_shapes", "runlocal" if runlocal else "")

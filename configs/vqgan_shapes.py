@@ -30,6 +30,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.num_train = 256 if runlocal else 4000
     c.data.num_val = 32 if runlocal else 256
     c.data.seed = 0
+    # The shapes world's background style (source "shapes"): all textures, faint grain.
+    c.data.textures = ("plain", "gradient", "stripes", "speckle")
+    c.data.grain = 2.0
 
     # Downsample 4: a 32 px image is an 8x8 grid of 64 codes.
     c.model = ml_collections.ConfigDict()

@@ -73,7 +73,10 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         if unknown:
             raise ValueError(f"encode-images: the shapes world has no split {unknown}")
         if jax.process_index() == 0:
-            build_shapes_world(out, sw.num_train, sw.num_val, sw.num_test, sw.image_size, sw.seed)
+            style = {k: sw[k] for k in ("textures", "grain") if k in sw}
+            build_shapes_world(
+                out, sw.num_train, sw.num_val, sw.num_test, sw.image_size, sw.seed, **style
+            )
         barrier("encode_images_shapes_world")
         source = f"tfds:{dataset_dir(out, IMAGE_DATASET)}?split={{split}}"
         splits = [s for s in splits if sizes[s] > 0]

@@ -59,7 +59,7 @@ def _background(scene: Scene) -> np.ndarray:
     else:
         raise ValueError(f"unknown texture {scene.texture!r}")
     # A faint per-pixel grain on every background keeps any two images distinct.
-    delta = delta + rng.uniform(-2, 2, (s, s, 1))
+    delta = delta + rng.uniform(-scene.grain, scene.grain, (s, s, 1))
     return base + delta
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from liquid_jax.data.shapes_captions import caption_scene
 from liquid_jax.data.shapes_draw import render_scene
-from liquid_jax.data.shapes_scene import sample_scene
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, sample_scene
 from liquid_jax.data.shapes_text import text_document
 
 SPLITS = ("train", "validation", "test")
@@ -25,14 +25,23 @@ def _rng(seed: int, stream: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream, SPLITS.index(split), index])
 
 
-def image_text_record(seed: int, split: str, index: int, image_size: int = 32) -> dict:
-    """One captioned image.
+def image_text_record(
+    seed: int,
+    split: str,
+    index: int,
+    image_size: int = 32,
+    *,
+    textures=TEXTURES,
+    grain: float = GRAIN,
+) -> dict:
+    """One captioned image (``textures``/``grain``: the background style, see
+    ``shapes_scene.sample_scene``).
 
     Returns ``{"image": uint8[S, S, 3], "caption": str, "attributes": dict (Scene.to_dict,
     JSON-serialisable), "index": int}``.
     """
     rng = _rng(seed, _IMAGE_STREAM, split, index)
-    scene = sample_scene(rng, image_size)
+    scene = sample_scene(rng, image_size, textures=textures, grain=grain)
     caption = caption_scene(scene, rng)
     image, _ = render_scene(scene)
     return {"image": image, "caption": caption, "attributes": scene.to_dict(), "index": index}

@@ -53,6 +53,8 @@ RELATIONS = {
     "right of": ("right", "left"),
 }
 TEXTURES = ("plain", "gradient", "stripes", "speckle")
+# Amplitude (in levels) of the faint per-pixel grain on every background.
+GRAIN = 2.0
 # Jitter of a shape's center around its anchor, as a fraction of the image size. Small
 # enough that the nearest anchor to the drawn centroid is always the stated position.
 _JITTER_ALONG, _JITTER_ACROSS = 0.06, 0.08
@@ -81,6 +83,7 @@ class Scene:
     texture_seed: int
     shapes: tuple[ShapeSpec, ...]
     relation: str | None = None  # shapes[0] RELATION shapes[1]; None for one shape
+    grain: float = GRAIN  # per-pixel background grain amplitude, in levels
 
     def to_dict(self) -> dict:
         """Plain JSON types (tuples become lists), so it equals its JSON round trip."""
@@ -197,17 +200,45 @@ def make_shape(rng, kind, color, size, position, image_size, paired=False) -> Sh
     return ShapeSpec(kind, color, size, position, (cx, cy), extent, bbox)
 
 
-def sample_scene(rng: np.random.Generator, image_size: int = 32, p_two: float = 0.5) -> Scene:
+def check_style(textures, grain: float) -> tuple[str, ...]:
+    """The background style knobs, validated: ``textures`` (names, or one comma-separated
+    string) as a tuple of known names."""
+    if isinstance(textures, str):
+        textures = [t.strip() for t in textures.split(",") if t.strip()]
+    textures = tuple(str(t) for t in textures)
+    unknown = sorted(set(textures) - set(TEXTURES))
+    if not textures or unknown:
+        raise ValueError(f"shapes world: textures {list(textures)} must be a non-empty subset of "
+                         f"{list(TEXTURES)}")  # fmt: skip
+    if not 0.0 <= grain <= 32.0:
+        raise ValueError(f"shapes world: grain={grain} must be in [0, 32] levels")
+    return textures
+
+
+def sample_scene(
+    rng: np.random.Generator,
+    image_size: int = 32,
+    p_two: float = 0.5,
+    *,
+    textures=TEXTURES,
+    grain: float = GRAIN,
+) -> Scene:
     """Draws a random scene. ``rng`` is the only source of randomness.
 
     Two-shape scenes use two different colours, so every shape is identifiable by colour.
+    ``textures`` (a subset of ``TEXTURES``) and ``grain`` set the background's style; the
+    defaults draw the full world.
     """
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: the shapes world needs at least 16 px")
+    textures = check_style(textures, grain)
     background = str(rng.choice(list(BACKGROUNDS)))
     colors = [c for c in COLORS if contrast(c, background) >= MIN_CONTRAST]
-    texture = str(rng.choice(TEXTURES))
+    # The draws do not depend on the style, so every style sees the same scenes; a subset
+    # picks its texture from the texture seed.
+    drawn = TEXTURES[int(rng.integers(len(TEXTURES)))]
     texture_seed = int(rng.integers(2**31))
+    texture = drawn if textures == TEXTURES else textures[texture_seed % len(textures)]
     if rng.random() < p_two:
         relation = str(rng.choice(list(RELATIONS)))
         chosen = rng.choice(len(colors), size=2, replace=False)
@@ -235,4 +266,4 @@ def sample_scene(rng: np.random.Generator, image_size: int = 32, p_two: float = 
                 image_size,
             ),
         )
-    return Scene(image_size, background, texture, texture_seed, shapes, relation)
+    return Scene(image_size, background, texture, texture_seed, shapes, relation, float(grain))

@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, check_style
 
 VERSION = "1.0.0"
 
@@ -38,7 +39,15 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = tfds.core.Version(VERSION)
 
-    def __init__(self, *, seed: int, split_sizes: dict[str, int], image_size: int, **kwargs):
+    def __init__(
+        self,
+        *,
+        seed: int,
+        split_sizes: dict[str, int],
+        image_size: int,
+        extra_params: dict | None = None,
+        **kwargs,
+    ):
         unknown = set(split_sizes) - set(SPLITS)
         if unknown:
             raise ValueError(f"unknown splits {sorted(unknown)}; known: {SPLITS}")
@@ -47,6 +56,7 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "seed": int(seed),
             "image_size": int(image_size),
             "split_sizes": {k: int(v) for k, v in split_sizes.items()},
+            **(extra_params or {}),
         }
         super().__init__(**kwargs)
 
@@ -80,7 +90,14 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class ShapesWorld(_ShapesBuilder):
-    """Captioned images of the shapes world (see ``liquid_jax.data.shapes_scene``)."""
+    """Captioned images of the shapes world (see ``liquid_jax.data.shapes_scene``).
+
+    ``textures`` and ``grain`` (the background style) join the metadata.
+    """
+
+    def __init__(self, *, textures=TEXTURES, grain: float = GRAIN, **kwargs):
+        style = {"textures": list(check_style(textures, grain)), "grain": float(grain)}
+        super().__init__(extra_params=style, **kwargs)
 
     def _info(self):
         size = self._params["image_size"]
@@ -96,8 +113,9 @@ class ShapesWorld(_ShapesBuilder):
 
     def _generate_examples(self, split, n):
         seed, size = self._params["seed"], self._params["image_size"]
+        style = {"textures": tuple(self._params["textures"]), "grain": self._params["grain"]}
         for index in range(n):
-            record = image_text_record(seed, split, index, size)
+            record = image_text_record(seed, split, index, size, **style)
             yield (
                 index,
                 {

@@ -25,7 +25,7 @@ from tensorflow_datasets.core.utils import tqdm_utils
 from liquid_jax.data.shapes_captions import caption_scene, parse_caption, scene_attributes
 from liquid_jax.data.shapes_draw import render_scene
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
-from liquid_jax.data.shapes_scene import Scene, sample_scene
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, Scene, check_style, sample_scene
 from liquid_jax.data.shapes_tfds import VERSION, ShapesWorld, ShapesWorldText
 
 IMAGE_DATASET, TEXT_DATASET = "shapes_world", "shapes_world_text"
@@ -49,16 +49,26 @@ __all__ = [
 
 
 def generate_images(
-    num: int, image_size: int = 32, *, seed: int = 0, split: str = "train", start: int = 0
+    num: int,
+    image_size: int = 32,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    start: int = 0,
+    textures=TEXTURES,
+    grain: float = GRAIN,
 ) -> np.ndarray:
     """uint8[num, S, S, 3]: images ``start .. start + num - 1`` of ``split``, in memory.
 
-    The same images ``build_shapes_world`` writes with that seed (for the VQGAN, which
-    needs no captions or files).
+    The same images ``build_shapes_world`` writes with that seed and background style
+    (for the VQGAN, which needs no captions or files).
     """
     images = np.zeros((num, image_size, image_size, 3), np.uint8)
     for i in range(num):
-        images[i] = image_text_record(seed, split, start + i, image_size)["image"]
+        record = image_text_record(
+            seed, split, start + i, image_size, textures=textures, grain=grain
+        )
+        images[i] = record["image"]
     return images
 
 
@@ -100,9 +110,13 @@ def build_shapes_world(
     num_text_train: int | None = None,
     num_text_val: int | None = None,
     num_text_test: int | None = None,
+    textures=TEXTURES,
+    grain: float = GRAIN,
     overwrite: bool = False,
 ) -> dict[str, str]:
     """Writes the image-text and text-only datasets under ``out_dir``.
+
+    ``textures`` and ``grain`` set the images' background style (``sample_scene``).
 
     Text documents default to as many as images per split. Calling again with the same
     parameters reuses the files; with different ones raises unless ``overwrite``.
@@ -115,8 +129,9 @@ def build_shapes_world(
         "test": num_test if num_text_test is None else num_text_test,
     }
     paths = {}
-    for cls, sizes in ((ShapesWorld, image_sizes), (ShapesWorldText, text_sizes)):
-        params = {"seed": int(seed), "image_size": int(image_size), "split_sizes": sizes}
+    style = {"textures": list(check_style(textures, grain)), "grain": float(grain)}
+    for cls, sizes, extra in ((ShapesWorld, image_sizes, style), (ShapesWorldText, text_sizes, {})):
+        params = {"seed": int(seed), "image_size": int(image_size), "split_sizes": sizes, **extra}
         paths[cls.name] = _prepare(cls, out_dir, params, overwrite)
     return paths
 

@@ -51,7 +51,8 @@ def build_world(config, paths: Paths) -> dict:
     from liquid_jax.data.shapes_world import build_shapes_world
 
     w = config.world
-    build_shapes_world(paths.world, w.num_train, w.num_val, w.num_test, w.image_size, w.seed)
+    build_shapes_world(paths.world, w.num_train, w.num_val, w.num_test, w.image_size, w.seed,
+                       textures=w.textures, grain=w.grain)  # fmt: skip
     logging.info("shapes world: %d / %d / %d images (+ as many text documents) in %s",
                  w.num_train, w.num_val, w.num_test, paths.world)  # fmt: skip
     return {"num_train": w.num_train, "num_val": w.num_val, "num_test": w.num_test}
@@ -63,6 +64,7 @@ def _vqgan_config(config):
     vq.data.source = "shapes"
     vq.data.seed = config.world.seed
     vq.data.image_size = config.world.image_size
+    vq.data.textures, vq.data.grain = config.world.textures, config.world.grain
     vq.model.resolution = config.world.image_size
     return vq
 
@@ -116,7 +118,8 @@ def extract(config, paths: Paths) -> dict:
     enc.source = "shapes_world"
     enc.splits = "train,validation,test"
     enc.shapes_world.update(dir=paths.world, num_train=w.num_train, num_val=w.num_val,
-                            num_test=w.num_test, image_size=w.image_size, seed=w.seed)  # fmt: skip
+                            num_test=w.num_test, image_size=w.image_size, seed=w.seed,
+                            textures=w.textures, grain=w.grain)  # fmt: skip
     enc.image_size = w.image_size
     enc.vqgan.path, enc.vqgan.workdir = paths.vqgan_taming, ""
     summary = extract_codes(enc, paths.codes)

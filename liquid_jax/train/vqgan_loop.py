@@ -40,11 +40,14 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
     source = data_cfg.source
     if source == "shapes":
+        from liquid_jax.data.shapes_scene import GRAIN, TEXTURES
         from liquid_jax.data.shapes_world import generate_images
 
         size = data_cfg.image_size
-        train = generate_images(data_cfg.num_train, size, seed=data_cfg.seed, split="train")
-        val = generate_images(data_cfg.num_val, size, seed=data_cfg.seed, split="validation")
+        style = {"seed": data_cfg.seed, "textures": data_cfg.get("textures", TEXTURES),
+                 "grain": data_cfg.get("grain", GRAIN)}  # fmt: skip
+        train = generate_images(data_cfg.num_train, size, split="train", **style)
+        val = generate_images(data_cfg.num_val, size, split="validation", **style)
         return train, val
     if source == "folder":
         from liquid_jax.data.image_batches import load_image_folder

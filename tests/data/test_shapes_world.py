@@ -156,3 +156,32 @@ def test_tfds_array_record_round_trip(tmp_path):
         load_shapes_world(out, "train")[5]
     with pytest.raises(FileNotFoundError):
         load_shapes_world(str(tmp_path / "missing"), "train")
+
+
+def test_background_style_plain_without_grain(tmp_path):
+    """textures/grain: a plain, grain-free world has exactly flat backgrounds; the same
+    scenes (captions) as the full world, which differs only in its background pixels."""
+    out = str(tmp_path / "plain")
+    build_shapes_world(out, 12, 2, 2, seed=4, textures=("plain",), grain=0.0)
+    train = load_shapes_world(out, "train")
+    assert train.metadata["textures"] == ["plain"] and train.metadata["grain"] == 0.0
+    for i in range(12):
+        record = train[i]
+        scene = Scene.from_dict(record["attributes"])
+        assert scene.texture == "plain" and scene.grain == 0.0
+        _, masks = render_scene(scene)
+        background = record["image"][~masks.any(0)]
+        np.testing.assert_array_equal(background, np.broadcast_to(BACKGROUNDS[scene.background],
+                                                                  background.shape))  # fmt: skip
+        full = image_text_record(4, "train", i, 32)
+        assert Scene.from_dict(full["attributes"]).shapes == scene.shapes
+        assert full["caption"] == record["caption"]
+    np.testing.assert_array_equal(
+        generate_images(3, seed=4, split="train", textures="plain", grain=0.0),
+        np.stack([train[i]["image"] for i in range(3)]),
+    )
+    # A world with another style is a different world: refused unless overwrite=True.
+    with pytest.raises(ValueError, match="overwrite"):
+        build_shapes_world(out, 12, 2, 2, seed=4)
+    with pytest.raises(ValueError, match="textures"):
+        build_shapes_world(out, 12, 2, 2, seed=4, textures=("plaid",), overwrite=True)
