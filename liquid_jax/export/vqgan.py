@@ -40,7 +40,8 @@ DDCONFIG_FIELDS = (
     "double_z", "z_channels", "resolution", "in_channels", "out_ch", "ch", "ch_mult",
     "num_res_blocks", "attn_resolutions", "dropout",
 )  # fmt: skip
-EXTRA_FIELDS = ("beta", "legacy", "l2_normalize")  # ours, under a top-level liquid_jax key
+# Ours, under a top-level liquid_jax key (taming reads only model.params).
+EXTRA_FIELDS = ("beta", "legacy", "l2_normalize", "patch_encode")
 
 # NNX leaf name -> taming leaf name.
 _LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias"}

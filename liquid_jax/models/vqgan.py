@@ -87,8 +87,15 @@ class VQGAN(nnx.Module):
         float32[B, H/f, W/f, embed_dim] (encoder then ``quant_conv``)."""
         check_image_shape(images.shape, self.config)
         x = images.astype(self.config.compute_dtype)
-        h = self.encoder(x, deterministic=deterministic)
-        return self.quant_conv(h).astype(jnp.float32)
+        if not self.config.patch_encode:
+            return self.quant_conv(self.encoder(x, deterministic=deterministic)).astype(jnp.float32)
+        # [B, H, W, C] -> [B*h*w, f, f, C]: each patch through the encoder as its own image.
+        f = self.config.downsample_factor
+        b, height, width, c = x.shape
+        h, w = height // f, width // f
+        patches = x.reshape(b, h, f, w, f, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, f, f, c)
+        z = self.quant_conv(self.encoder(patches, deterministic=deterministic))
+        return z.astype(jnp.float32).reshape(b, h, w, -1)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f] (raster order)."""

@@ -35,6 +35,10 @@ class VQGANConfig:
     beta: float = 0.25
     legacy: bool = True
     l2_normalize: bool = False  # LlamaGen-style cosine codes; False for taming/Chameleon
+    # Encode every f x f patch on its own (no context from the rest of the image), so equal
+    # patches always get equal codes; the decoder still sees the whole grid. Not taming's
+    # behaviour (False): its encoder, like Chameleon's, mixes context into every code.
+    patch_encode: bool = False
     # Compute dtype of convolutions and norms; parameters stay float32.
     dtype: str = "float32"
 

@@ -10,7 +10,7 @@ import yaml
 from flax import nnx
 
 from liquid_jax.export import load_vqgan, save_vqgan, vqgan_from_state_dict, vqgan_to_state_dict
-from liquid_jax.export.vqgan import config_from_taming, read_state_dict
+from liquid_jax.export.vqgan import config_from_taming, config_to_taming, read_state_dict
 from liquid_jax.export.vqgan_torch import taming_shapes
 from liquid_jax.models import VQGAN, VQGANConfig, chameleon_vqgan
 from liquid_jax.parallel import MeshConfig, make_mesh
@@ -68,6 +68,17 @@ def _assert_same_params(a, b):
 
 def test_chameleon_yaml_reads_as_the_preset():
     assert config_from_taming(yaml.safe_load(CHAMELEON_YAML)) == chameleon_vqgan()
+
+
+def test_our_encoder_settings_travel_beside_taming_ddconfig():
+    """Settings taming has no field for (patch_encode, l2_normalize) live under a top-level
+    ``liquid_jax`` key, which taming ignores; a plain config writes none."""
+    assert "liquid_jax" not in config_to_taming(CONFIG)
+    ours = VQGANConfig(**{**CONFIG.__dict__, "patch_encode": True})
+    written = yaml.safe_load(yaml.safe_dump(config_to_taming(ours)))
+    assert written["liquid_jax"]["patch_encode"] is True
+    assert "patch_encode" not in written["model"]["params"]["ddconfig"]
+    assert config_from_taming(written) == ours
 
 
 @pytest.mark.torch

@@ -161,3 +161,29 @@ def test_sharded_encode_and_decode_match_single_device(cpu_devices, model):
     np.testing.assert_allclose(
         decode_codes(sharded, codes, mesh=mesh), decode_codes(model, single), atol=1e-5
     )
+
+
+def test_patch_encode_codes_see_only_their_patch():
+    """patch_encode: a code is the encoding of its own f x f patch alone, so changing the
+    pixels elsewhere leaves it unchanged (the default encoder mixes in context)."""
+    config = VQGANConfig(**{**TINY.__dict__, "patch_encode": True})
+    patched = nnx.jit(lambda: VQGAN(config, rngs=nnx.Rngs(0)))()
+    images = _images((2, 32, 32, 3))
+    f = config.downsample_factor
+    codes = np.asarray(patched.encode(images))
+    # Each patch on its own, as a batch of f x f images through the same weights.
+    alone = [patched.quantize(patched.quant_conv(patched.encoder(images[:, i:i + f, j:j + f],
+                                                                 deterministic=True)))[1]
+             for i in range(0, 32, f) for j in range(0, 32, f)]  # fmt: skip
+    np.testing.assert_array_equal(codes, np.stack(alone, 1)[:, :, 0, 0].reshape(codes.shape))
+    # Repainting everything but the top-left patch keeps its code; the context encoder
+    # (same weights) changes at least one code of the untouched area.
+    repainted = images.at[:, f:].set(_images((2, 32 - f, 32, 3), seed=5))
+    assert np.all(np.asarray(patched.encode(repainted))[:, 0, 0] == codes[:, 0, 0])
+    context = nnx.merge(nnx.graphdef(VQGAN(TINY, rngs=nnx.Rngs(0))), nnx.state(patched))
+    latents = np.asarray(context.encode_latents(images))
+    assert not np.allclose(
+        latents[:, :1, :1], np.asarray(context.encode_latents(repainted))[:, :1, :1]
+    )
+    recon, _ = patched(images)
+    assert recon.shape == images.shape
