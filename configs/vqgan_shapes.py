@@ -47,7 +47,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.in_channels = 3
     c.model.out_ch = 3
     c.model.dropout = 0.0
-    c.model.patch_encode = False  # True: codes see only their own 4x4 patch (VQGANConfig)
+    c.model.encode_tile = 0  # > 0: codes see only their own tile of N x N codes (VQGANConfig)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.l1_weight = 1.0

@@ -87,15 +87,20 @@ class VQGAN(nnx.Module):
         float32[B, H/f, W/f, embed_dim] (encoder then ``quant_conv``)."""
         check_image_shape(images.shape, self.config)
         x = images.astype(self.config.compute_dtype)
-        if not self.config.patch_encode:
+        t = self.config.encode_tile
+        if not t:
             return self.quant_conv(self.encoder(x, deterministic=deterministic)).astype(jnp.float32)
-        # [B, H, W, C] -> [B*h*w, f, f, C]: each patch through the encoder as its own image.
-        f = self.config.downsample_factor
+        # [B, H, W, C] -> [B*n*m, p, p, C] with p = t*f pixels: each tile its own image.
+        p = t * self.config.downsample_factor
         b, height, width, c = x.shape
-        h, w = height // f, width // f
-        patches = x.reshape(b, h, f, w, f, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, f, f, c)
-        z = self.quant_conv(self.encoder(patches, deterministic=deterministic))
-        return z.astype(jnp.float32).reshape(b, h, w, -1)
+        n, m = height // p, width // p
+        if n * p != height or m * p != width:
+            raise ValueError(f"vqgan: encode_tile={t} needs images whose sides are multiples of "
+                             f"{p} pixels, got {height}x{width}")  # fmt: skip
+        tiles = x.reshape(b, n, p, m, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, p, p, c)
+        z = self.quant_conv(self.encoder(tiles, deterministic=deterministic)).astype(jnp.float32)
+        z = z.reshape(b, n, m, t, t, -1).transpose(0, 1, 3, 2, 4, 5)
+        return z.reshape(b, n * t, m * t, -1)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f] (raster order)."""

@@ -35,10 +35,11 @@ class VQGANConfig:
     beta: float = 0.25
     legacy: bool = True
     l2_normalize: bool = False  # LlamaGen-style cosine codes; False for taming/Chameleon
-    # Encode every f x f patch on its own (no context from the rest of the image), so equal
-    # patches always get equal codes; the decoder still sees the whole grid. Not taming's
-    # behaviour (False): its encoder, like Chameleon's, mixes context into every code.
-    patch_encode: bool = False
+    # > 0: encode the image in tiles of encode_tile x encode_tile codes, each tile on its
+    # own (no context from the rest of the image), so equal tiles always get equal codes;
+    # the decoder still sees the whole grid. 0 is taming's (and Chameleon's) behaviour:
+    # the encoder mixes context from the whole image into every code.
+    encode_tile: int = 0
     # Compute dtype of convolutions and norms; parameters stay float32.
     dtype: str = "float32"
 
@@ -62,6 +63,8 @@ class VQGANConfig:
         for name in ("num_res_blocks", "z_channels", "embed_dim", "n_embed", "in_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"vqgan config: {name}={getattr(self, name)} must be >= 1")
+        if self.encode_tile < 0:
+            raise ValueError(f"vqgan config: encode_tile={self.encode_tile} must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"vqgan config: dropout={self.dropout} must be in [0, 1)")
         jnp.dtype(self.dtype)  # fails early on a bad dtype name

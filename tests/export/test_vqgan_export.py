@@ -71,13 +71,13 @@ def test_chameleon_yaml_reads_as_the_preset():
 
 
 def test_our_encoder_settings_travel_beside_taming_ddconfig():
-    """Settings taming has no field for (patch_encode, l2_normalize) live under a top-level
+    """Settings taming has no field for (encode_tile, l2_normalize) live under a top-level
     ``liquid_jax`` key, which taming ignores; a plain config writes none."""
     assert "liquid_jax" not in config_to_taming(CONFIG)
-    ours = VQGANConfig(**{**CONFIG.__dict__, "patch_encode": True})
+    ours = VQGANConfig(**{**CONFIG.__dict__, "encode_tile": 2})
     written = yaml.safe_load(yaml.safe_dump(config_to_taming(ours)))
-    assert written["liquid_jax"]["patch_encode"] is True
-    assert "patch_encode" not in written["model"]["params"]["ddconfig"]
+    assert written["liquid_jax"]["encode_tile"] == 2
+    assert "encode_tile" not in written["model"]["params"]["ddconfig"]
     assert config_from_taming(written) == ours
 
 

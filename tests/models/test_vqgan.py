@@ -163,27 +163,36 @@ def test_sharded_encode_and_decode_match_single_device(cpu_devices, model):
     )
 
 
-def test_patch_encode_codes_see_only_their_patch():
-    """patch_encode: a code is the encoding of its own f x f patch alone, so changing the
-    pixels elsewhere leaves it unchanged (the default encoder mixes in context)."""
-    config = VQGANConfig(**{**TINY.__dict__, "patch_encode": True})
-    patched = nnx.jit(lambda: VQGAN(config, rngs=nnx.Rngs(0)))()
+@pytest.mark.parametrize("tile", [1, 2])
+def test_encode_tile_codes_see_only_their_tile(tile):
+    """encode_tile: each tile of tile x tile codes is the encoding of its own pixels alone,
+    so repainting the rest of the image leaves its codes unchanged (the default encoder
+    mixes in context)."""
+    config = VQGANConfig(**{**TINY.__dict__, "encode_tile": tile})
+    tiled = nnx.jit(lambda: VQGAN(config, rngs=nnx.Rngs(0)))()
     images = _images((2, 32, 32, 3))
     f = config.downsample_factor
-    codes = np.asarray(patched.encode(images))
-    # Each patch on its own, as a batch of f x f images through the same weights.
-    alone = [patched.quantize(patched.quant_conv(patched.encoder(images[:, i:i + f, j:j + f],
-                                                                 deterministic=True)))[1]
-             for i in range(0, 32, f) for j in range(0, 32, f)]  # fmt: skip
-    np.testing.assert_array_equal(codes, np.stack(alone, 1)[:, :, 0, 0].reshape(codes.shape))
-    # Repainting everything but the top-left patch keeps its code; the context encoder
-    # (same weights) changes at least one code of the untouched area.
-    repainted = images.at[:, f:].set(_images((2, 32 - f, 32, 3), seed=5))
-    assert np.all(np.asarray(patched.encode(repainted))[:, 0, 0] == codes[:, 0, 0])
-    context = nnx.merge(nnx.graphdef(VQGAN(TINY, rngs=nnx.Rngs(0))), nnx.state(patched))
-    latents = np.asarray(context.encode_latents(images))
-    assert not np.allclose(
-        latents[:, :1, :1], np.asarray(context.encode_latents(repainted))[:, :1, :1]
+    p = tile * f
+    codes = np.asarray(tiled.encode(images))
+    # Each tile on its own, as a batch of p x p images through the same weights.
+    for i in range(0, 32, p):
+        for j in range(0, 32, p):
+            latents = tiled.quant_conv(
+                tiled.encoder(images[:, i : i + p, j : j + p], deterministic=True)
+            )
+            alone = np.asarray(tiled.quantize(latents)[1])
+            np.testing.assert_array_equal(
+                codes[:, i // f : i // f + tile, j // f : j // f + tile], alone
+            )
+    repainted = images.at[:, p:].set(_images((2, 32 - p, 32, 3), seed=5))
+    np.testing.assert_array_equal(
+        np.asarray(tiled.encode(repainted))[:, :tile, :tile], codes[:, :tile, :tile]
     )
-    recon, _ = patched(images)
+    # The same weights without tiles: the untouched corner's latents change.
+    context = nnx.merge(nnx.graphdef(VQGAN(TINY, rngs=nnx.Rngs(0))), nnx.state(tiled))
+    corner = np.asarray(context.encode_latents(images))[:, :tile, :tile]
+    assert not np.allclose(corner, np.asarray(context.encode_latents(repainted))[:, :tile, :tile])
+    recon, _ = tiled(images)
     assert recon.shape == images.shape
+    with pytest.raises(ValueError, match="encode_tile"):
+        VQGANConfig(**{**TINY.__dict__, "encode_tile": -1})
