@@ -114,7 +114,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.base.data.image_text_weight = 0.0
 
     # 5. Liquid: the imported base on text + T2I + I2T (the paper's mix unless changed).
-    c.liquid = _llm(runlocal, steps=20 if runlocal else 760, lr=4e-3)
+    c.liquid = _llm(runlocal, steps=20 if runlocal else 700, lr=4e-3)
     c.liquid.data.text_weight = 1.0
     c.liquid.data.image_text_weight = 1.0
     c.liquid.data.t2i_fraction = 0.8
@@ -137,7 +137,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
     # Planned seconds per stage on a 2-core CPU (ETA lines only).
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 10, "vqgan": 285, "codes": 30, "base_lm": 80, "import": 5,
-         "liquid": 440, "eval": 45, "export": 5, "report": 5}
+        {"world": 10, "vqgan": 300, "codes": 30, "base_lm": 80, "import": 5,
+         "liquid": 410, "eval": 45, "export": 5, "report": 5}
     )  # fmt: skip
     return c
