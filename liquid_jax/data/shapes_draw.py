@@ -58,7 +58,7 @@ def _background(scene: Scene) -> np.ndarray:
         delta = np.zeros((s, s, 1), np.float32)
     else:
         raise ValueError(f"unknown texture {scene.texture!r}")
-    # A faint per-pixel grain on every background keeps any two images distinct.
+    # A faint per-pixel grain (scene.grain, 0 for none) keeps any two images distinct.
     delta = delta + rng.uniform(-scene.grain, scene.grain, (s, s, 1))
     return base + delta
 

@@ -2,8 +2,10 @@
 
 Each record draws from its own generator ``default_rng([seed, stream, split, index])``,
 so records can be made in any order or in parallel, a different seed changes every
-record, and the splits are disjoint streams: images never repeat across splits (every
-background carries per-pixel grain), though a test caption may repeat a train caption.
+record, and the splits are disjoint streams: with the default grain images never repeat
+across splits (every background carries per-pixel grain); without grain two images can
+coincide when their shapes land on the same pixels. A test caption may repeat a train
+caption either way.
 """
 
 from __future__ import annotations
