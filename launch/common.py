@@ -32,6 +32,17 @@ class CommandError(RuntimeError):
 # --- configs and overrides
 
 
+def load_python_file(file: Path, module_name: str, what: str, needs: str):
+    """Executes ``file`` as module ``module_name``; raises unless it defines ``needs``
+    (errors name it as ``what``, e.g. "config file 'configs/x.py'")."""
+    module_spec = importlib.util.spec_from_file_location(module_name, file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, needs):
+        raise ValueError(f"{what} defines no {needs}()")
+    return module
+
+
 def load_config(spec: str):
     """``"configs/smoke.py:steps=3"`` -> the ConfigDict that ``get_config("steps=3")`` makes."""
     path, _, arg = spec.partition(":")
@@ -40,11 +51,9 @@ def load_config(spec: str):
         file = REPO / path  # configs/... also resolves from outside the checkout
     if not file.is_file():
         raise FileNotFoundError(f"config file {path!r} not found (from {Path.cwd()})")
-    module_spec = importlib.util.spec_from_file_location(f"liquid_launch_cfg_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path!r} defines no get_config()")
+    module = load_python_file(
+        file, f"liquid_launch_cfg_{file.stem}", f"config file {path!r}", "get_config"
+    )
     return module.get_config(arg) if arg else module.get_config()
 
 

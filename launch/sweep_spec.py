@@ -19,13 +19,14 @@ A run's name joins the names of its parts; keys without a name appear as ``key=v
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import inspect
 import itertools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from launch.common import load_python_file
 
 PARTS = "_parts"  # reserved key: the point's name parts, in axis order
 
@@ -142,11 +143,9 @@ def load_sweep(spec: str):
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"sweep file {path!r} not found")
-    module_spec = importlib.util.spec_from_file_location(f"liquid_sweep_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_sweep"):
-        raise ValueError(f"sweep file {path!r} defines no get_sweep()")
+    module = load_python_file(
+        file, f"liquid_sweep_{file.stem}", f"sweep file {path!r}", "get_sweep"
+    )
     takes_arg = bool(inspect.signature(module.get_sweep).parameters)
     if arg and not takes_arg:
         raise ValueError(f"sweep file {path!r}: get_sweep() takes no arg, got {arg!r}")
