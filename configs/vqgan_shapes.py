@@ -68,4 +68,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.optim.b2 = 0.9
     c.optim.warmup_steps = 0 if runlocal else 50
     c.optim.clip = 1.0
+    # One step decay: from decay_at * total_steps on, the rate is lr * decay_factor
+    # (decay_at 0: a constant rate after warmup).
+    c.optim.decay_at = 0.0
+    c.optim.decay_factor = 1.0
     return c

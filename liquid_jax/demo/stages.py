@@ -86,18 +86,7 @@ def train_tokenizer_vqgan(config, paths: Paths) -> dict:
     from liquid_jax.train.vqgan_loop import evaluate, train_vqgan
 
     vq = _vqgan_config(config)
-    decay = config.get("vqgan_decay", None)
-    phases = [(vq.total_steps, vq.optim.lr)]
-    if decay is not None and 0 < decay.decay_at < 1:
-        # Two runs of train-vqgan on one workdir: the second resumes the first's last
-        # checkpoint (optimizer state included) with a lower learning rate.
-        first = max(1, int(vq.total_steps * decay.decay_at))
-        phases = [(first, vq.optim.lr), (vq.total_steps, vq.optim.lr * decay.decay_factor)]
-    for steps, lr in phases:
-        phase = vq.copy_and_resolve_references()
-        phase.total_steps, phase.optim.lr = steps, lr
-        logging.info("vqgan: steps up to %d at learning rate %.2g", steps, lr)
-        train_vqgan(phase, paths.vqgan)
+    train_vqgan(vq, paths.vqgan)
     model = load_vqgan_from_workdir(paths.vqgan, vq.model)
     images, _ = test_images(config, paths)
     metrics, _ = evaluate(model, images, vq.batch_size, vq.model.n_embed)

@@ -8,6 +8,7 @@ preemption).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -77,15 +78,22 @@ def _load_perceptual(loss_cfg):
     return load_lpips(path)
 
 
-def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[str, float]:
-    """Reconstruction metrics over ``images`` (uint8[N, H, W, 3])."""
-    graphdef, state = nnx.split(model)
+@functools.lru_cache(maxsize=4)
+def _recon_fn(graphdef):
+    """Jitted ``(state, images) -> (reconstructions, codes)``; one compile per model."""
 
     @jax.jit
     def recon(state, x):
         out, aux = nnx.merge(graphdef, state)(x)
         return out, aux["codes"]
 
+    return recon
+
+
+def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[str, float]:
+    """Reconstruction metrics over ``images`` (uint8[N, H, W, 3])."""
+    graphdef, state = nnx.split(model)
+    recon = _recon_fn(graphdef)
     ps, ss, codes, first = [], [], [], None
     for i in range(0, len(images), batch_size):
         x = jnp.asarray(images[i : i + batch_size], jnp.float32) / 127.5 - 1.0
@@ -128,6 +136,11 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     )
     use_gan = loss_cfg.disc_weight > 0
     opt = config.optim
+    decay_at = float(opt.get("decay_at", 0.0))
+    if not 0.0 <= decay_at < 1.0:
+        raise ValueError(f"optim.decay_at={decay_at}: a fraction of total_steps in [0, 1)")
+    decay = dict(decay_step=int(config.total_steps * decay_at),
+                 decay_factor=float(opt.get("decay_factor", 1.0)))  # fmt: skip
 
     def factory():
         from liquid_jax.models.vqgan import VQGAN
@@ -138,8 +151,8 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
             if use_gan
             else None
         )
-        tx_g = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip)
-        tx_d = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip)
+        tx_g = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip, **decay)
+        tx_d = make_optimizer(opt.lr, opt.b1, opt.b2, opt.warmup_steps, opt.clip, **decay)
         return VQGANTrainState(VQGAN(vq_cfg, rngs=rngs), tx_g, disc, tx_d, vq_cfg.n_embed)
 
     train_state = create_sharded(factory, mesh)

@@ -53,10 +53,21 @@ class VQGANTrainState(nnx.Module):
 
 
 def make_optimizer(
-    lr: float, b1: float = 0.5, b2: float = 0.9, warmup: int = 0, clip: float = 0.0
+    lr: float,
+    b1: float = 0.5,
+    b2: float = 0.9,
+    warmup: int = 0,
+    clip: float = 0.0,
+    decay_step: int = 0,
+    decay_factor: float = 1.0,
 ) -> optax.GradientTransformation:
-    """Adam as taming trains VQGANs (betas 0.5, 0.9), with optional warmup and clipping."""
-    schedule = optax.linear_schedule(0.0, lr, warmup) if warmup else lr
+    """Adam as taming trains VQGANs (betas 0.5, 0.9), with optional warmup, clipping and
+    one step decay: from ``decay_step`` on (0 = never) the rate is ``lr * decay_factor``."""
+    schedule = optax.linear_schedule(0.0, lr, warmup) if warmup else optax.constant_schedule(lr)
+    if decay_step > 0 and decay_factor != 1.0:
+        schedule = optax.join_schedules(
+            [schedule, optax.constant_schedule(lr * decay_factor)], [decay_step]
+        )
     parts = [optax.clip_by_global_norm(clip)] if clip else []
     return optax.chain(*parts, optax.adam(schedule, b1=b1, b2=b2))
 

@@ -196,3 +196,15 @@ def test_encode_tile_codes_see_only_their_tile(tile):
     assert recon.shape == images.shape
     with pytest.raises(ValueError, match="encode_tile"):
         VQGANConfig(**{**TINY.__dict__, "encode_tile": -1})
+
+
+def test_padded_3x3_conv_on_a_1x1_map_reads_only_its_centre_tap():
+    from liquid_jax.models.vqgan_blocks import TamingConv, conv
+
+    layer = conv(8, 16, 3, rngs=nnx.Rngs(0), dtype=jnp.float32)
+    assert isinstance(layer, TamingConv)
+    layer.bias[...] = jax.random.normal(jax.random.key(1), (16,))
+    x = jax.random.normal(jax.random.key(2), (4, 1, 1, 8))
+    np.testing.assert_allclose(layer(x), nnx.Conv.__call__(layer, x), rtol=1e-5, atol=1e-6)
+    wide = jax.random.normal(jax.random.key(3), (4, 3, 3, 8))  # the general path
+    np.testing.assert_array_equal(layer(wide), nnx.Conv.__call__(layer, wide))

@@ -11,6 +11,7 @@ from configs.vqgan_shapes import get_config
 from liquid_jax.data.encode_vqgan import vqgan_config
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.vqgan_loop import evaluate, load_images, train_vqgan
+from liquid_jax.train.vqgan_step import make_optimizer
 
 
 def _tiny(total, **loss):
@@ -43,6 +44,22 @@ def test_training_raises_psnr(tmp_path):
     assert (tmp_path / "samples" / "recon_000150.png").exists()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "psnr", "codebook_perplexity"} <= set(rows[0])
+
+
+def test_step_decay_scales_the_rate(tmp_path):
+    # Adam's step on a constant gradient is the learning rate itself.
+    tx = make_optimizer(1e-2, decay_step=3, decay_factor=0.2)
+    params, sizes = np.zeros(2, np.float32), []
+    state = tx.init(params)
+    for _ in range(5):
+        updates, state = tx.update(np.ones(2, np.float32), state, params)
+        sizes.append(float(abs(updates[0])))
+    np.testing.assert_allclose(sizes, [1e-2] * 3 + [2e-3] * 2, rtol=1e-4)
+
+    config = _tiny(10)
+    config.optim.decay_at = 1.0
+    with pytest.raises(ValueError, match="decay_at=1.0"):
+        train_vqgan(config, str(tmp_path))
 
 
 def test_resume_equals_straight_run(tmp_path):
