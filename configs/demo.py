@@ -84,9 +84,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.vqgan.data.num_train = c.world.num_train
     c.vqgan.data.num_val = c.world.num_val
     if not runlocal:
-        c.vqgan.total_steps = 300
+        c.vqgan.total_steps = 270
         c.vqgan.batch_size = 16
-        c.vqgan.eval_every_steps = 300
+        c.vqgan.eval_every_steps = 270
         c.vqgan.checkpoint_every_steps = 100
         c.vqgan.model.update(ch=32, z_channels=32, embed_dim=32, n_embed=512)
         # Plain reconstruction training (no GAN) learns faster with Adam's usual betas
@@ -111,12 +111,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
     # 4. The text-only base LM (the stand-in for Gemma / Qwen), trained on the world's
     #    text corpus, exported to HF, then imported with the image codes.
-    c.base = _llm(runlocal, steps=10 if runlocal else 100, lr=3e-3)
+    c.base = _llm(runlocal, steps=10 if runlocal else 80, lr=3e-3)
     c.base.data.num_image_codes = 0
     c.base.data.image_text_weight = 0.0
 
     # 5. Liquid: the imported base on text + T2I + I2T (the paper's mix unless changed).
-    c.liquid = _llm(runlocal, steps=20 if runlocal else 480, lr=4e-3)
+    c.liquid = _llm(runlocal, steps=20 if runlocal else 420, lr=4e-3)
     c.liquid.data.text_weight = 1.0
     c.liquid.data.image_text_weight = 1.0
     c.liquid.data.t2i_fraction = 0.8
@@ -139,7 +139,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
     # Planned seconds per stage on a 2-core CPU (ETA lines only).
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 10, "vqgan": 240, "codes": 40, "base_lm": 75, "import": 5,
-         "liquid": 380, "eval": 70, "export": 5, "report": 5}
+        {"world": 8, "vqgan": 255, "codes": 60, "base_lm": 80, "import": 1,
+         "liquid": 370, "eval": 85, "export": 2, "report": 2}
     )  # fmt: skip
     return c

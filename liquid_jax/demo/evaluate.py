@@ -6,6 +6,9 @@
   by the probe (colour, shape, size, position; ``evals.scoring.score_images``).
 - I2T: greedy captions of test images, parsed and compared with the true scenes.
 - Text: perplexity of the text corpus' test split under the base LM and under Liquid.
+- Caption use: what each class of caption words (colour, shape, size, position) is worth
+  to the Liquid model's teacher-forced code loss on test images (``evals.caption_use``),
+  which says whether a missed attribute was never learned or lost in sampling.
 """
 
 from __future__ import annotations
@@ -85,6 +88,20 @@ def _t2i(config, sampler, probe, prompts: list[str]):
     return out
 
 
+def _caption_use(config, paths: Paths, model, layout, tokenizer) -> dict:
+    from liquid_jax.data.sources import open_code_source
+    from liquid_jax.evals.caption_use import caption_use
+
+    source = open_code_source(paths.code_spec("test"))
+    records = source.__getitems__(list(range(min(config.eval.num_prompts, len(source)))))
+    t = time.perf_counter()
+    use = caption_use(model, layout, tokenizer, [r["caption"] for r in records],
+                      np.stack([r["codes"] for r in records]), seed=config.seed)  # fmt: skip
+    logging.info("caption use, nats per image of code loss (%.0fs): %s",
+                 time.perf_counter() - t, {k: round(v, 2) for k, v in use.items()})  # fmt: skip
+    return use
+
+
 def _reconstruct(vqgan, images_u8: np.ndarray) -> np.ndarray:
     from liquid_jax.data.images import to_uint8
     from liquid_jax.models.vqgan_apply import decode_codes, encode_images
@@ -125,10 +142,12 @@ def run_eval(config, paths: Paths) -> dict:
 
     texts_src = load_shapes_text(paths.world, "test")
     texts = [texts_src[i]["text"] for i in range(min(e.num_text, len(texts_src)))]
-    ppl = {}
+    ppl, use = {}, {}
     for name, workdir in (("base", paths.base_lm), ("liquid", paths.liquid)):
         model, layout, tokenizer, _ = load_trained_model(workdir)
         ppl[name] = perplexity(model, tokenizer, layout, texts)
+        if name == "liquid":
+            use = _caption_use(config, paths, model, layout, tokenizer)
         logging.info("text perplexity, %s: %.3f over %d tokens", name, ppl[name]["ppl"],
                      int(ppl[name]["tokens"]))  # fmt: skip
 
@@ -155,6 +174,10 @@ def run_eval(config, paths: Paths) -> dict:
         **prefixed("t2i", t2i["nocfg"][1], "_nocfg"),
         **prefixed("i2t", {k: v for k, v in i2t.items() if k != "parsed"}),
         "i2t_parsed_frac": i2t["parsed"],
+        "t2i_code_nats_true_caption": use["true"],
+        "t2i_code_nats_other_caption": use["shuffled"],
+        "t2i_caption_gain_nats": use["caption"],
+        **{f"t2i_caption_{k}_nats": use[k] for k in ("color", "shape", "size", "position")},
         "text_ppl_base": ppl["base"]["ppl"],
         "text_ppl_liquid": ppl["liquid"]["ppl"],
         "t2i_cfg_scale": e.cfg_scale,

@@ -29,6 +29,12 @@ TARGETS = (
      lambda m: m["t2i_shape_acc_nocfg"] < m["t2i_shape_acc"]),
     ("t2i_size_acc_nocfg", "T2I size accuracy, no CFG", "", None),
     ("t2i_position_acc_nocfg", "T2I position accuracy, no CFG", "", None),
+    ("t2i_caption_gain_nats", "caption use: code loss the true caption saves (nats/image)", "",
+     None),
+    ("t2i_caption_color_nats", "caption use: ... by its colour words", "", None),
+    ("t2i_caption_shape_nats", "caption use: ... by its shape words", "", None),
+    ("t2i_caption_size_nats", "caption use: ... by its size words", "", None),
+    ("t2i_caption_position_nats", "caption use: ... by its position words", "", None),
     ("i2t_color_acc", "I2T caption colour accuracy", ">= 0.90",
      lambda m: m["i2t_color_acc"] >= 0.9),
     ("i2t_shape_acc", "I2T caption shape accuracy", ">= 0.90",
@@ -95,7 +101,11 @@ def write_report(root: str, metrics: dict, stage_walls: dict, titles: dict, repo
         "CNN trained on train-split ground-truth images; its own accuracy on real test "
         "images is `probe_acc`). Colour / shape / size count per stated shape at its "
         "stated position; position counts per image (exactly the stated positions are "
-        "occupied). Every number is in `metrics.json`.",
+        "occupied). Caption use: the Liquid model's loss on the codes of test images (nats "
+        "per image, teacher-forced) with another image's caption minus with the true one, "
+        "and what swapping one class of words (colour, shape, size, position) for others "
+        "of its class adds; about 0 means that word class is ignored. Every number is in "
+        "`metrics.json`.",
         "",
         "## Wall time per stage",
         "",

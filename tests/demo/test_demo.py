@@ -25,6 +25,9 @@ REQUIRED = (
     "wall_s", "vqgan_psnr_db", "probe_acc", "t2i_color_acc", "t2i_shape_acc",
     "t2i_color_acc_nocfg", "t2i_shape_acc_nocfg", "i2t_color_acc", "i2t_shape_acc",
     "text_ppl_base", "text_ppl_liquid",
+    # what the caption, and each class of its words, is worth to the code loss
+    "t2i_caption_gain_nats", "t2i_caption_color_nats", "t2i_caption_shape_nats",
+    "t2i_caption_size_nats", "t2i_caption_position_nats",
 )  # fmt: skip
 
 
