@@ -63,10 +63,13 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
     """Adam as taming trains VQGANs (betas 0.5, 0.9), with optional warmup, clipping and
     one step decay: from ``decay_step`` on (0 = never) the rate is ``lr * decay_factor``."""
-    schedule = optax.linear_schedule(0.0, lr, warmup) if warmup else optax.constant_schedule(lr)
+    # Without warmup or decay the rate stays a float, so the optimizer state holds no
+    # schedule count (as in checkpoints written before the decay option).
+    schedule = optax.linear_schedule(0.0, lr, warmup) if warmup else lr
     if decay_step > 0 and decay_factor != 1.0:
+        before = schedule if warmup else optax.constant_schedule(lr)
         schedule = optax.join_schedules(
-            [schedule, optax.constant_schedule(lr * decay_factor)], [decay_step]
+            [before, optax.constant_schedule(lr * decay_factor)], [decay_step]
         )
     parts = [optax.clip_by_global_norm(clip)] if clip else []
     return optax.chain(*parts, optax.adam(schedule, b1=b1, b2=b2))
