@@ -14,6 +14,8 @@ tells "the model ignores the colour word" apart from "the sampler loses the colo
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +46,20 @@ def swap_words(caption: str, words: tuple[str, ...], rng: np.random.Generator) -
     return " ".join(out)
 
 
+@functools.lru_cache(maxsize=4)
+def _summed_nll_fn(graphdef, vocab: int):
+    """Jitted ``(state, tokens, mask) -> float32[B]``: each row's masked next-token loss;
+    cached, so the edited captions of one ``caption_use`` call share one compile."""
+
+    @jax.jit
+    def summed_nll(state, tokens, mask):
+        logits = nnx.merge(graphdef, state)(tokens)[:, :-1, :vocab].astype(jnp.float32)
+        picked = jnp.take_along_axis(logits, tokens[:, 1:, None], axis=-1)[..., 0]
+        return ((jax.nn.logsumexp(logits, axis=-1) - picked) * mask[:, 1:]).sum(axis=1)
+
+    return summed_nll
+
+
 def code_loss(
     model,
     layout: VocabLayout,
@@ -60,13 +76,7 @@ def code_loss(
     longest = max(len(p) for p in prompts) + images.shape[1]
     length = -(-longest // 8) * 8
     graphdef, state = nnx.split(model)
-    vocab = layout.vocab_size
-
-    @jax.jit
-    def summed_nll(state, tokens, mask):
-        logits = nnx.merge(graphdef, state)(tokens)[:, :-1, :vocab].astype(jnp.float32)
-        picked = jnp.take_along_axis(logits, tokens[:, 1:, None], axis=-1)[..., 0]
-        return ((jax.nn.logsumexp(logits, axis=-1) - picked) * mask[:, 1:]).sum(axis=1)
+    summed_nll = _summed_nll_fn(graphdef, layout.vocab_size)
 
     total = 0.0
     for start in range(0, len(prompts), batch_size):
