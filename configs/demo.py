@@ -3,13 +3,15 @@
     liquid-jax demo --workdir /tmp/liquid_demo                      # this file by default
     liquid-jax demo --workdir /tmp/liquid_demo --config.liquid.total_steps=800
     liquid-jax demo --config configs/demo.py:runlocal --workdir /tmp/demo_small
+    liquid-jax demo --config configs/demo.py:long --workdir /tmp/demo_long   # 3x the steps
 
-Stages (each resumable; ``liquid_jax.demo``): shapes world -> VQGAN (32 px, downsample
-4: an 8x8 grid of codes) -> codes -> a text-only base LM, exported to HF and imported
-back with the image codes (mean resizing) -> Liquid training on text + T2I + I2T (the
-paper's 1:1 text : image-text, 80% T2I / 20% I2T) -> evals -> HF + taming export ->
+Stages (each resumable; ``liquid_jax.demo``): shapes world (32 px, each shape exactly on
+its anchor) -> VQGAN (downsample 8: a 4x4 grid of 16 codes, each its own 8x8 pixels) ->
+codes -> a text-only base LM, exported to HF and imported back with the image codes
+(mean resizing) -> Liquid training on text + T2I + I2T -> evals -> HF + taming export ->
 report. ``budget_s`` is each stage's planned share of the 15 minute target on a 2-core
-CPU (it drives the ETA lines). ``runlocal`` shrinks everything to a CI-sized run.
+CPU (it drives the ETA lines). ``runlocal`` shrinks everything to a CI-sized run;
+``long`` triples every stage's training steps.
 """
 
 import importlib.util
@@ -38,7 +40,7 @@ def _llm(runlocal: bool, steps: int, lr: float) -> ml_collections.ConfigDict:
     c.eval_every_steps = 0  # the demo evaluates after training
     c.eval_steps = 2
     c.keep_checkpoints = 1
-    c.tokenizer.vocab_size = 400 if runlocal else 512
+    c.tokenizer.vocab_size = 400 if runlocal else 768
     c.model.family = "gemma"
     c.model.spec.update(
         vocab_size=0,  # set from the tokenizer (+ image codes)
@@ -62,7 +64,8 @@ def _llm(runlocal: bool, steps: int, lr: float) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    runlocal = parse_arg(arg, runlocal=False).runlocal
+    args = parse_arg(arg, runlocal=False, long=False)
+    runlocal = args.runlocal
     c = ml_collections.ConfigDict()
     c.runlocal = runlocal
     c.seed = 0
@@ -78,6 +81,16 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # background texture (the full world: all four textures and grain 2.0).
     c.world.textures = ("plain",)
     c.world.grain = 0.0
+    c.world.backgrounds = ("gray",)
+    # Every shape exactly on its anchor: on the 8 px code grid a shape of one colour, kind
+    # and size is always the same four codes (each its quarter of the shape), wherever it
+    # stands, so a code says colour, kind and size, and the LM learns where from the
+    # position words alone (shapes_scene: the "anchor" layout).
+    c.world.layout = "anchor"
+    # 15% of the (colour, kind, size, position) combinations appear only in the test
+    # split: every test caption and image is a combination never trained on.
+    c.world.holdout = 0.15
+    c.world.p_two = 0.25
 
     # 2. The VQGAN (configs/vqgan_shapes.py, trained on the world's train images).
     c.vqgan = _sibling("vqgan_shapes", "runlocal" if runlocal else "")
@@ -96,14 +109,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     else:
         c.vqgan.total_steps = 20
         c.vqgan.model.update(ch=32, z_channels=16, embed_dim=16, n_embed=64)
-    # Each code is the encoding of its own 4x4 pixels alone (encode_tile=1): equal patches
-    # get equal codes, so a flat background is one code and the LM sees about 10 distinct
-    # codes per image instead of 27 (2x2-code tiles) or 42 (whole-image encoding, where
-    # context leaks into every code). The lowest level is 1x1 then, and GroupNorm's 32
-    # groups need several channels each to keep the colour (ch_mult (1, 2, 4): 4 channels
-    # a group; with 2 the map collapses to signs).
+    # Downsample 8 (a 4x4 grid of 16 codes per 32 px image), each code the encoding of
+    # its own 8x8 pixels alone (encode_tile=1): equal patches get equal codes, so a flat
+    # background is one code and a shape its four quarters. The lowest level is 1x1 then,
+    # and GroupNorm's 32 groups need several channels each to keep the colour (ch_mult
+    # ending in 4: 4 channels a group; with 2 the map collapses to signs).
     c.vqgan.model.encode_tile = 1
-    c.vqgan.model.ch_mult = (1, 2, 4)
+    c.vqgan.model.ch_mult = (1, 2, 4, 4)
 
     # 3. Codes of every split (configs/encode_shapes.py; the VQGAN is filled in).
     c.encode = _sibling("encode_shapes", "runlocal" if runlocal else "")
@@ -115,17 +127,19 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.base.data.num_image_codes = 0
     c.base.data.image_text_weight = 0.0
 
-    # 5. Liquid: the imported base on text + T2I + I2T (the paper's mix unless changed).
+    # 5. Liquid: the imported base on text + T2I + I2T. Image-text records 3 : 1 to text
+    #    and 40% of them I2T (the paper: 1 : 1 and 20%): I2T binds words to codes only
+    #    with enough I2T examples, and text perplexity still falls (docs/demo.md).
     c.liquid = _llm(runlocal, steps=20 if runlocal else 420, lr=4e-3)
     c.liquid.data.text_weight = 1.0
-    c.liquid.data.image_text_weight = 1.0
-    c.liquid.data.t2i_fraction = 0.8
+    c.liquid.data.image_text_weight = 3.0
+    c.liquid.data.t2i_fraction = 0.6
     c.liquid.data.cfg_dropout = 0.1
 
     # 6. Evaluation on held-out test captions and images.
     c.eval = ml_collections.ConfigDict()
-    c.eval.num_prompts = 8 if runlocal else 96  # test captions for T2I
-    c.eval.num_images = 8 if runlocal else 96  # test images for I2T
+    c.eval.num_prompts = 8 if runlocal else 128  # test captions for T2I (3/4 one shape)
+    c.eval.num_images = 8 if runlocal else 128  # test images for I2T
     c.eval.num_text = 16 if runlocal else 200  # test text documents for perplexity
     c.eval.cfg_scale = 3.0
     c.eval.temperature = 1.0
@@ -133,13 +147,19 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.top_p = 1.0
     c.eval.sample_batch = 8 if runlocal else 48
     c.eval.max_caption_tokens = 24 if runlocal else 40
-    c.eval.probe_steps = 20 if runlocal else 800
+    c.eval.probe_steps = 20 if runlocal else 300
     c.eval.probe_batch = 32 if runlocal else 64
     c.eval.grid_rows = 8
+    c.eval.curve_items = 8 if runlocal else 32  # single-shape test items per curve point
+
+    if args.long:  # the same recipe with 3x the training steps of every stage
+        for section in (c.vqgan, c.base, c.liquid):
+            section.total_steps *= 3
+        c.vqgan.eval_every_steps = c.vqgan.total_steps
 
     # Planned seconds per stage on a 2-core CPU (ETA lines only).
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 8, "vqgan": 255, "codes": 60, "base_lm": 80, "import": 1,
-         "liquid": 370, "eval": 85, "export": 2, "report": 2}
+        {"world": 8, "vqgan": 230, "codes": 40, "base_lm": 70, "import": 1,
+         "liquid": 420, "eval": 100, "export": 2, "report": 2}
     )  # fmt: skip
     return c

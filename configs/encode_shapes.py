@@ -51,8 +51,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.shapes_world.num_test = 32 if runlocal else 200
     c.shapes_world.image_size = vq_train.data.image_size
     c.shapes_world.seed = 0
-    c.shapes_world.textures = vq_train.data.textures
-    c.shapes_world.grain = vq_train.data.grain
+    for key in ("textures", "grain", "backgrounds", "layout", "holdout", "p_two"):  # the style
+        c.shapes_world[key] = vq_train.data[key]
 
     # Which VQGAN: exactly one of path (a taming/Chameleon checkpoint: directory, .yaml,
     # .ckpt or .safetensors) and workdir (a train-vqgan run; its newest checkpoint unless

@@ -33,6 +33,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # The shapes world's background style (source "shapes"): all textures, faint grain.
     c.data.textures = ("plain", "gradient", "stripes", "speckle")
     c.data.grain = 2.0
+    # The rest of the world's style (liquid_jax.data.shapes_scene.STYLE_DEFAULTS).
+    c.data.backgrounds = ("dark", "gray", "light")
+    c.data.layout = "jitter"  # or "grid": every shape exactly on its anchor
+    c.data.holdout = 0.0  # fraction of attribute combinations only the test split draws
+    c.data.p_two = 0.5  # fraction of two-shape scenes
 
     # Downsample 4: a 32 px image is an 8x8 grid of 64 codes.
     c.model = ml_collections.ConfigDict()
@@ -48,6 +53,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.out_ch = 3
     c.model.dropout = 0.0
     c.model.encode_tile = 0  # > 0: codes see only their own tile of N x N codes (VQGANConfig)
+    c.model.decode_tile = 0  # > 0: pixels of a tile of N x N codes come from those codes alone
+    # Quantizer: taming's loss placement (legacy: beta on the codebook term, commitment at
+    # full weight) and Euclidean codes, as Chameleon's; see VQGANConfig.
+    c.model.legacy = True
+    c.model.l2_normalize = False
 
     c.loss = ml_collections.ConfigDict()
     c.loss.l1_weight = 1.0
@@ -59,6 +69,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.loss.disc_start = 1000
     c.loss.disc_ndf = 32
     c.loss.disc_layers = 2
+    # "data": the codebook starts as farthest-point picks of the encoder's outputs on
+    # train images; "uniform": taming's uniform(-1/n, 1/n).
+    c.loss.codebook_init = "uniform"
     c.loss.reseed_every = 25
     c.loss.reseed_threshold = 0.03
 

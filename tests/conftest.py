@@ -1,6 +1,9 @@
-"""Test set-up: 8 fake CPU devices, a persistent compilation cache, float32 matmuls."""
+"""Test set-up: 8 fake CPU devices, a persistent compilation cache (shared with the
+processes tests start), float32 matmuls, and the ``slow`` / ``torch`` markers applied
+(``-m "not slow"`` runs the suite without its longest tests)."""
 
 import os
+import types
 
 # Must happen before jax is imported anywhere.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -13,12 +16,17 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-_CACHE = os.environ.get(
-    "LIQUID_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache")
+_CACHE = os.path.abspath(
+    os.environ.get("LIQUID_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
 )
-jax.config.update("jax_compilation_cache_dir", os.path.abspath(_CACHE))
+jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# The processes tests start (CLI runs, launcher and multi-host processes) read the same
+# cache: JAX takes these settings from the environment.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # Parity tests compare against float32 PyTorch: no reduced-precision matmul passes.
 jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -31,3 +39,41 @@ def cpu_devices():
     devices = jax.devices()
     assert len(devices) >= 8, "tests expect 8 fake CPU devices (XLA_FLAGS set too late?)"
     return devices
+
+
+# Tests that take more than ~20 s on 2 CPU cores (seconds measured with --durations on
+# a busy 2-core machine, warm compilation cache), by node id or id prefix.
+SLOW = {
+    "tests/demo/test_demo.py": 120,  # the runlocal demo, every stage
+    "tests/train/test_multihost.py": 60,  # 2 launcher runs of 2 processes + 1 process
+    "tests/train/test_vqgan_train.py::test_training_raises_psnr": 60,
+    "tests/train/test_vqgan_train.py::test_resume_equals_straight_run": 45,
+    "tests/train/test_vqgan_train.py::test_gan_path_trains_both_networks_from_disc_start": 25,
+    "tests/train/test_train_loop.py::test_sigkill_then_resume_equals_straight_run": 45,
+    "tests/train/test_train_loop.py::test_sharded_training_matches_single_device": 25,
+    "tests/launch/test_sweep.py::test_sweep_runs_points_reports_a_failed_one": 40,
+    "tests/demo/test_probe.py::test_probe_reads_real_test_images": 40,
+    "tests/data/test_encode_images.py::test_two_hosts_split_records_and_agree_on_resume": 22,
+}
+# A test module holding one of these (imported at its top) needs the torch extra.
+TORCH_MODULES = ("torch", "transformers", "diffusers")
+
+
+def _needs_torch(module) -> bool:
+    return any(
+        isinstance(value, types.ModuleType) and value.__name__.split(".")[0] in TORCH_MODULES
+        for value in vars(module).values()
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Applies ``slow`` (the ``SLOW`` table) and ``torch`` (test modules that import
+    torch, transformers or diffusers) so that ``-m "not slow"`` / ``-m "not torch"``
+    leave them out."""
+    del config
+    for item in items:
+        if item.nodeid.startswith(tuple(SLOW)):
+            item.add_marker(pytest.mark.slow)
+        module = getattr(item, "module", None)
+        if module is not None and _needs_torch(module):
+            item.add_marker(pytest.mark.torch)

@@ -64,6 +64,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         raise ValueError("encode-images: config.splits names no split")
     source = config.source
     if source == SHAPES_WORLD:
+        from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
         from liquid_jax.data.shapes_world import IMAGE_DATASET, build_shapes_world, dataset_dir
 
         sw = config.shapes_world
@@ -73,7 +74,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         if unknown:
             raise ValueError(f"encode-images: the shapes world has no split {unknown}")
         if jax.process_index() == 0:
-            style = {k: sw[k] for k in ("textures", "grain") if k in sw}
+            style = {k: sw[k] for k in STYLE_DEFAULTS if k in sw}
             build_shapes_world(
                 out, sw.num_train, sw.num_val, sw.num_test, sw.image_size, sw.seed, **style
             )

@@ -35,15 +35,16 @@ def image_text_record(
     *,
     textures=TEXTURES,
     grain: float = GRAIN,
+    **style,
 ) -> dict:
-    """One captioned image (``textures``/``grain``: the background style, see
-    ``shapes_scene.sample_scene``).
+    """One captioned image (``textures``, ``grain`` and the other ``style`` keys of
+    ``shapes_scene.STYLE_DEFAULTS``: see ``shapes_scene.sample_scene``).
 
     Returns ``{"image": uint8[S, S, 3], "caption": str, "attributes": dict (Scene.to_dict,
     JSON-serialisable), "index": int}``.
     """
     rng = _rng(seed, _IMAGE_STREAM, split, index)
-    scene = sample_scene(rng, image_size, textures=textures, grain=grain)
+    scene = sample_scene(rng, image_size, textures=textures, grain=grain, split=split, **style)
     caption = caption_scene(scene, rng)
     image, _ = render_scene(scene)
     return {"image": image, "caption": caption, "attributes": scene.to_dict(), "index": index}

@@ -7,6 +7,17 @@ kind, on a dark/gray/light background that is plain or lightly textured. The sce
 the ground truth: ``shapes_draw.render_scene`` draws it, ``shapes_captions`` describes
 it. Geometry is relative to S, so the same scene draws at 32 or 64 px.
 
+The style of a world (``STYLE_DEFAULTS``, checked by ``check_world_style``):
+``textures`` and ``grain`` of the background; ``backgrounds``, the background colours
+drawn from; ``layout``, "jitter" (a shape's centre moves around its anchor), "anchor"
+(exactly on it, or its closest fit: on an 8 px code grid at 32 px a shape is always the
+same four codes, each a quarter of it) or "grid"
+(each shape sits in its own cell of a 3 x 3 grid, ``GRID_POSITIONS``, so a shape of one
+kind, colour and size is always the same pixels, and one code of a VQGAN whose codes
+are the cells); ``holdout``, the fraction of (colour, kind, size, position) combinations that
+only the test split draws (``is_held_out``), so test captions and images are new
+combinations, never trained on; ``p_two``, the fraction of two-shape scenes.
+
 Every shape's area centroid is its ``center`` (triangles are placed by centroid), so a
 position can be checked from the drawn pixels alone.
 """
@@ -15,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 
 import numpy as np
 
@@ -45,6 +57,18 @@ POSITIONS = {  # anchor (x, y) as fractions of the image size
     "bottom": (0.5, 0.75),
     "center": (0.5, 0.5),
 }
+# The "grid" layout: the image is a 3 x 3 grid of cells, a position is the centre of a
+# cell and a shape fills its cell (large) or its middle (small), so a shape never
+# crosses a cell border and a VQGAN whose codes are cells (downsample S/3, e.g. 16 at
+# 48 px) codes each shape as one code.
+GRID_POSITIONS = {
+    "left": (1 / 6, 0.5),
+    "right": (5 / 6, 0.5),
+    "top": (0.5, 1 / 6),
+    "bottom": (0.5, 5 / 6),
+    "center": (0.5, 0.5),
+}
+GRID_SIZES = {"small": 1 / 6, "large": 1 / 3}
 # Relation -> (position of shapes[0], position of shapes[1]).
 RELATIONS = {
     "above": ("top", "bottom"),
@@ -150,8 +174,9 @@ def _offsets(kind: str, extent: float) -> tuple[float, float, float, float]:
     return -outline[:, 0].min(), -outline[:, 1].min(), outline[:, 0].max(), outline[:, 1].max()
 
 
-def _place(rng, kind, extent, position, region, size_px) -> tuple[float, float]:
-    """Samples a centroid near ``position``'s anchor with the shape inside ``region``."""
+def _place(rng, kind, extent, position, region, size_px, jitter=True) -> tuple[float, float]:
+    """Samples a centroid near ``position``'s anchor with the shape inside ``region``
+    (``jitter`` False: the anchor itself, or its closest fit; drawn the same way)."""
     left, top, right, bottom = _offsets(kind, extent)
     ax, ay = POSITIONS[position]
     along_x = position in ("left", "right")
@@ -159,6 +184,8 @@ def _place(rng, kind, extent, position, region, size_px) -> tuple[float, float]:
     jy = _JITTER_ACROSS if along_x else _JITTER_ALONG
     if position == "center":
         jx = jy = _JITTER_ALONG
+    if not jitter:
+        jx = jy = 0.0
     center = []
     for anchor, jitter, lo_reach, hi_reach, (lo, hi) in (
         (ax, jx, left, right, region[0]),
@@ -186,11 +213,24 @@ def _region(position: str, paired: bool):
     }[position]
 
 
-def make_shape(rng, kind, color, size, position, image_size, paired=False) -> ShapeSpec:
-    """Places one shape near ``position`` (inside its half of the frame when ``paired``)."""
-    extent = SIZES[size] * image_size
-    cx, cy = _place(rng, kind, extent, position, _region(position, paired), image_size)
-    left, top, right, bottom = _offsets(kind, extent)
+def make_shape(
+    rng, kind, color, size, position, image_size, paired=False, layout="jitter"
+) -> ShapeSpec:
+    """Places one shape near ``position`` (inside its half of the frame when ``paired``),
+    exactly on it (``layout`` "anchor"), or in its cell of the 3 x 3 grid ("grid":
+    ``GRID_POSITIONS``, ``GRID_SIZES``), its bounding box centred there. ``rng`` is
+    drawn from the same way for every layout, so all of them see the same scenes."""
+    if layout == "grid":
+        extent = GRID_SIZES[size] * image_size
+        left, top, right, bottom = _offsets(kind, extent)
+        rng.uniform(size=2)  # the draws of _place
+        ax, ay = (a * image_size for a in GRID_POSITIONS[position])
+        cx, cy = ax - (right - left) / 2, ay - (bottom - top) / 2
+    else:
+        extent = SIZES[size] * image_size
+        region = _region(position, paired)
+        cx, cy = _place(rng, kind, extent, position, region, image_size, layout == "jitter")
+        left, top, right, bottom = _offsets(kind, extent)
     bbox = (
         max(0, int(np.floor(cx - left))),
         max(0, int(np.floor(cy - top))),
@@ -198,6 +238,57 @@ def make_shape(rng, kind, color, size, position, image_size, paired=False) -> Sh
         min(image_size, int(np.ceil(cy + bottom))),
     )
     return ShapeSpec(kind, color, size, position, (cx, cy), extent, bbox)
+
+
+LAYOUTS = ("jitter", "anchor", "grid")
+STYLE_DEFAULTS = {
+    "textures": TEXTURES,
+    "grain": GRAIN,
+    "backgrounds": tuple(BACKGROUNDS),
+    "layout": "jitter",
+    "holdout": 0.0,
+    "p_two": 0.5,
+}
+
+
+def check_world_style(**style) -> dict:
+    """A world's style knobs (``STYLE_DEFAULTS`` keys) validated and filled in, as JSON
+    types (name lists as lists)."""
+    unknown = sorted(set(style) - set(STYLE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"shapes world: unknown style keys {unknown}; known: "
+                         f"{sorted(STYLE_DEFAULTS)}")  # fmt: skip
+    s = {**STYLE_DEFAULTS, **{k: v for k, v in style.items() if v is not None}}
+    backgrounds = s["backgrounds"]
+    if isinstance(backgrounds, str):
+        backgrounds = [b.strip() for b in backgrounds.split(",") if b.strip()]
+    backgrounds = [str(b) for b in backgrounds]
+    if not backgrounds or set(backgrounds) - set(BACKGROUNDS):
+        raise ValueError(f"shapes world: backgrounds {backgrounds} must be a non-empty subset "
+                         f"of {list(BACKGROUNDS)}")  # fmt: skip
+    if s["layout"] not in LAYOUTS:
+        raise ValueError(f"shapes world: layout {s['layout']!r} must be one of {LAYOUTS}")
+    if not 0.0 <= float(s["holdout"]) < 1.0:
+        raise ValueError(f"shapes world: holdout={s['holdout']} must be in [0, 1)")
+    if not 0.0 <= float(s["p_two"]) <= 1.0:
+        raise ValueError(f"shapes world: p_two={s['p_two']} must be in [0, 1]")
+    return {
+        "textures": list(check_style(s["textures"], float(s["grain"]))),
+        "grain": float(s["grain"]),
+        "backgrounds": backgrounds,
+        "layout": str(s["layout"]),
+        "holdout": float(s["holdout"]),
+        "p_two": float(s["p_two"]),
+    }
+
+
+def is_held_out(color: str, kind: str, size: str, position: str, fraction: float) -> bool:
+    """Whether the test split alone draws this combination (a fixed hash of the names,
+    so the held-out set does not depend on a seed or on the order of draws)."""
+    if fraction <= 0.0:
+        return False
+    key = f"{color}/{kind}/{size}/{position}".encode()
+    return zlib.crc32(key) % 10_000 < fraction * 10_000
 
 
 def check_style(textures, grain: float) -> tuple[str, ...]:
@@ -222,17 +313,39 @@ def sample_scene(
     *,
     textures=TEXTURES,
     grain: float = GRAIN,
+    backgrounds=None,
+    layout: str = "jitter",
+    holdout: float = 0.0,
+    split: str = "train",
 ) -> Scene:
     """Draws a random scene. ``rng`` is the only source of randomness.
 
     Two-shape scenes use two different colours, so every shape is identifiable by colour.
-    ``textures`` (a subset of ``TEXTURES``) and ``grain`` set the background's style; the
-    defaults draw the full world.
+    ``p_two``, ``textures``, ``grain``, ``backgrounds``, ``layout`` and ``holdout`` set
+    the world's style (module docstring); the defaults draw the full world. With ``holdout`` > 0 the
+    "test" split draws only scenes with a held-out combination and the other splits only
+    scenes without one (draws are repeated until one fits).
     """
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: the shapes world needs at least 16 px")
-    textures = check_style(textures, grain)
+    style = check_world_style(textures=textures, grain=grain, backgrounds=backgrounds,
+                              layout=layout, holdout=holdout, p_two=p_two)  # fmt: skip
+    while True:
+        scene = _draw_scene(rng, image_size, style["p_two"], style)
+        held = [is_held_out(s.color, s.kind, s.size, s.position, style["holdout"])
+                for s in scene.shapes]  # fmt: skip
+        if style["holdout"] <= 0.0 or any(held) == (split == "test"):
+            return scene
+
+
+def _draw_scene(rng, image_size: int, p_two: float, style: dict) -> Scene:
+    textures = tuple(style["textures"])
+    layout = style["layout"]
+    # The full world draws from every background name, so a subset changes nothing else.
     background = str(rng.choice(list(BACKGROUNDS)))
+    if background not in style["backgrounds"]:
+        background = style["backgrounds"][list(BACKGROUNDS).index(background)
+                                          % len(style["backgrounds"])]  # fmt: skip
     colors = [c for c in COLORS if contrast(c, background) >= MIN_CONTRAST]
     # The draws do not depend on the style, so every style sees the same scenes; a subset
     # picks its texture from the texture seed.
@@ -251,6 +364,7 @@ def sample_scene(
                 pos,
                 image_size,
                 paired=True,
+                layout=layout,
             )
             for c, pos in zip(chosen, RELATIONS[relation], strict=True)
         )
@@ -264,6 +378,8 @@ def sample_scene(
                 str(rng.choice(list(SIZES))),
                 str(rng.choice(list(POSITIONS))),
                 image_size,
+                layout=layout,
             ),
         )
-    return Scene(image_size, background, texture, texture_seed, shapes, relation, float(grain))
+    return Scene(image_size, background, texture, texture_seed, shapes, relation,
+                 float(style["grain"]))  # fmt: skip

@@ -1,17 +1,26 @@
 """A text-only corpus for the shapes world: templated sentences a small LM can learn.
 
 Facts about the shapes, colours and sizes of the world, spatial relations and their
-converses, small arithmetic, counting and orderings (days, months). A document is 1-4
-sentences; ``text_document(rng)`` draws one from its generator, so a corpus is
-deterministic given the seed of each document's generator.
+converses, small arithmetic, counting and orderings (days, months), questions about a
+described shape answered from the description, and requests for pictures in the words
+of Liquid's prompts. A document is 1-4 sentences; ``text_document(rng)`` draws one from
+its generator, so a corpus is deterministic given the seed of each document's generator.
+
+Why the questions and requests: this corpus trains the stand-in for a pretrained LLM.
+A real one tells "red" from "blue", can look back in its context for the word that
+answers a question, and knows the English of the T2I instructions (a few tokens each,
+not dozens of byte pieces). Sentences in which a scene word is used interchangeably
+teach none of that; answering "what colour is the circle?" from "a small red circle on
+the left" teaches all of it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from liquid_jax.data.formats import CAPTION_PROMPT, T2I_INSTRUCTIONS
 from liquid_jax.data.shapes_captions import INVERSE_RELATION, POSITION_PHRASES, RELATION_PHRASES
-from liquid_jax.data.shapes_scene import COLORS, SHAPES
+from liquid_jax.data.shapes_scene import COLORS, SHAPES, SIZES
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -112,6 +121,38 @@ def _color_fact(rng) -> str:
     return COLOR_FACTS[rng.integers(len(COLOR_FACTS))]
 
 
+def _described(rng) -> tuple[str, dict]:
+    """ "a small red circle on the left" and its attributes."""
+    words = {
+        "size": list(SIZES)[rng.integers(len(SIZES))],
+        "color": list(COLORS)[rng.integers(len(COLORS))],
+        "kind": SHAPES[rng.integers(len(SHAPES))],
+        "position": list(POSITION_PHRASES.values())[rng.integers(len(POSITION_PHRASES))],
+    }
+    return f"a {words['size']} {words['color']} {words['kind']} {words['position']}", words
+
+
+def _question(rng) -> str:
+    """A described shape, then a question about it answered from the description."""
+    text, w = _described(rng)
+    asked = ("color", "kind", "size", "position")[rng.integers(4)]
+    question, answer = {
+        "color": (f"what colour is the {w['kind']}?", f"it is {w['color']}."),
+        "kind": (f"what is {w['color']}?", f"the {w['kind']}."),
+        "size": (f"how big is the {w['color']} {w['kind']}?", f"it is {w['size']}."),
+        "position": (f"where is the {w['color']} {w['kind']}?", f"{w['position']}."),
+    }[asked]
+    return f"{text}. {question} {answer}"
+
+
+def _request(rng) -> str:
+    """A picture asked for, or given a caption, in the words of Liquid's prompts."""
+    text, _ = _described(rng)
+    if rng.random() < 0.5:
+        return f"{text}.{T2I_INSTRUCTIONS[rng.integers(len(T2I_INSTRUCTIONS))]}"
+    return f"{CAPTION_PROMPT} {text}."
+
+
 SENTENCE_KINDS = (
     _shape_fact,
     _size_fact,
@@ -121,6 +162,9 @@ SENTENCE_KINDS = (
     _arithmetic,
     _counting,
     _ordering,
+    _question,
+    _question,
+    _request,
 )
 
 

@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
-from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, check_style
+from liquid_jax.data.shapes_scene import GRAIN, STYLE_DEFAULTS, TEXTURES, check_world_style
 
 VERSION = "1.0.0"
 
@@ -89,15 +89,28 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
 
+def world_style_params(**style) -> dict:
+    """The style as the metadata records it: ``textures`` and ``grain`` always, the other
+    keys only where they differ from ``STYLE_DEFAULTS`` (so worlds written before those
+    keys existed keep their metadata)."""
+    full = check_world_style(**style)
+    default = check_world_style()
+    always = ("textures", "grain")
+    return {k: v for k, v in full.items() if k in always or v != default[k]}
+
+
 class ShapesWorld(_ShapesBuilder):
     """Captioned images of the shapes world (see ``liquid_jax.data.shapes_scene``).
 
-    ``textures`` and ``grain`` (the background style) join the metadata.
+    The style (``textures``, ``grain``, ``backgrounds``, ``layout``, ``holdout``) joins
+    the metadata.
     """
 
     def __init__(self, *, textures=TEXTURES, grain: float = GRAIN, **kwargs):
-        style = {"textures": list(check_style(textures, grain)), "grain": float(grain)}
-        super().__init__(extra_params=style, **kwargs)
+        style_keys = [k for k in STYLE_DEFAULTS if k in kwargs]
+        style = {k: kwargs.pop(k) for k in style_keys}
+        params = world_style_params(textures=textures, grain=grain, **style)
+        super().__init__(extra_params=params, **kwargs)
 
     def _info(self):
         size = self._params["image_size"]
@@ -113,7 +126,8 @@ class ShapesWorld(_ShapesBuilder):
 
     def _generate_examples(self, split, n):
         seed, size = self._params["seed"], self._params["image_size"]
-        style = {"textures": tuple(self._params["textures"]), "grain": self._params["grain"]}
+        style = {k: self._params[k] for k in STYLE_DEFAULTS if k in self._params}
+        style["textures"] = tuple(style["textures"])
         for index in range(n):
             record = image_text_record(seed, split, index, size, **style)
             yield (

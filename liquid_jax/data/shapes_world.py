@@ -25,8 +25,8 @@ from tensorflow_datasets.core.utils import tqdm_utils
 from liquid_jax.data.shapes_captions import caption_scene, parse_caption, scene_attributes
 from liquid_jax.data.shapes_draw import render_scene
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
-from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, Scene, check_style, sample_scene
-from liquid_jax.data.shapes_tfds import VERSION, ShapesWorld, ShapesWorldText
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, Scene, sample_scene
+from liquid_jax.data.shapes_tfds import VERSION, ShapesWorld, ShapesWorldText, world_style_params
 
 IMAGE_DATASET, TEXT_DATASET = "shapes_world", "shapes_world_text"
 
@@ -57,16 +57,17 @@ def generate_images(
     start: int = 0,
     textures=TEXTURES,
     grain: float = GRAIN,
+    **style,
 ) -> np.ndarray:
     """uint8[num, S, S, 3]: images ``start .. start + num - 1`` of ``split``, in memory.
 
-    The same images ``build_shapes_world`` writes with that seed and background style
-    (for the VQGAN, which needs no captions or files).
+    The same images ``build_shapes_world`` writes with that seed and style (for the
+    VQGAN, which needs no captions or files).
     """
     images = np.zeros((num, image_size, image_size, 3), np.uint8)
     for i in range(num):
         record = image_text_record(
-            seed, split, start + i, image_size, textures=textures, grain=grain
+            seed, split, start + i, image_size, textures=textures, grain=grain, **style
         )
         images[i] = record["image"]
     return images
@@ -113,10 +114,12 @@ def build_shapes_world(
     textures=TEXTURES,
     grain: float = GRAIN,
     overwrite: bool = False,
+    **style,
 ) -> dict[str, str]:
     """Writes the image-text and text-only datasets under ``out_dir``.
 
-    ``textures`` and ``grain`` set the images' background style (``sample_scene``).
+    ``textures``, ``grain`` and the other ``style`` keys (``shapes_scene.STYLE_DEFAULTS``:
+    ``backgrounds``, ``layout``, ``holdout``) set the images' style (``sample_scene``).
 
     Text documents default to as many as images per split. Calling again with the same
     parameters reuses the files; with different ones raises unless ``overwrite``.
@@ -129,7 +132,7 @@ def build_shapes_world(
         "test": num_test if num_text_test is None else num_text_test,
     }
     paths = {}
-    style = {"textures": list(check_style(textures, grain)), "grain": float(grain)}
+    style = world_style_params(textures=textures, grain=grain, **style)
     for cls, sizes, extra in ((ShapesWorld, image_sizes, style), (ShapesWorldText, text_sizes, {})):
         params = {"seed": int(seed), "image_size": int(image_size), "split_sizes": sizes, **extra}
         paths[cls.name] = _prepare(cls, out_dir, params, overwrite)

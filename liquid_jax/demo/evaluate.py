@@ -9,6 +9,10 @@
 - Caption use: what each class of caption words (colour, shape, size, position) is worth
   to the Liquid model's teacher-forced code loss on test images (``evals.caption_use``),
   which says whether a missed attribute was never learned or lost in sampling.
+- Learning curve: T2I and I2T accuracy at every kept Liquid checkpoint (``demo.curve``).
+
+The headline accuracies are over single-shape test scenes; two-shape scenes are scored
+apart (``*_pair_*`` metrics), a secondary measure.
 """
 
 from __future__ import annotations
@@ -42,8 +46,35 @@ def _progress(what: str):
     return report
 
 
+ATTRS = ("color", "shape", "size", "position")
+
+
 def _truth(records: list[dict]) -> list[dict]:
     return [scene_attributes(Scene.from_dict(r["attributes"])) for r in records]
+
+
+def _by_count(items: list, truth: list[dict]) -> tuple[list, list]:
+    """``items`` split into those of single-shape scenes and those of two-shape scenes."""
+    single = [x for x, t in zip(items, truth, strict=True) if len(t["shapes"]) == 1]
+    pair = [x for x, t in zip(items, truth, strict=True) if len(t["shapes"]) > 1]
+    return single, pair
+
+
+def _scored(score_fn, outputs, targets: list[dict]) -> tuple[dict, dict]:
+    """(single-shape scores, two-shape scores) of ``score_fn(outputs, targets)``; outputs
+    is a list (captions) or a dict of per-image arrays (probe predictions)."""
+    index = list(range(len(targets)))
+    single, pair = _by_count(index, targets)
+
+    def pick(ids):
+        if isinstance(outputs, dict):
+            return {k: v[ids] for k, v in outputs.items()}
+        return [outputs[i] for i in ids]
+
+    out = []
+    for ids in (single, pair):
+        out.append(score_fn(pick(ids), [targets[i] for i in ids]) if ids else {})
+    return out[0], out[1]
 
 
 def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
@@ -61,10 +92,16 @@ def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
         seed=config.seed,
     )
     probe.save(os.path.join(paths.report, "probe.npz"))
-    scores = score_images(probe.predict(images), truth)
+    scores = _scored(score_images, probe.predict(images), truth)
     logging.info("probe on real test images (trained in %.0fs): %s", time.perf_counter() - t,
-                 {k: round(v, 4) for k, v in scores.items()})  # fmt: skip
+                 _rounded(scores))  # fmt: skip
     return probe, scores, {r["caption"] for r in records}
+
+
+def _rounded(scores: tuple[dict, dict]) -> str:
+    single, pair = scores
+    show = lambda d: {k: round(v, 3) for k, v in d.items()}  # noqa: E731
+    return f"one shape {show(single)}; two shapes {show(pair)}"
 
 
 def _t2i(config, sampler, probe, prompts: list[str]):
@@ -81,9 +118,9 @@ def _t2i(config, sampler, probe, prompts: list[str]):
             seed=config.seed,
             progress=_progress(f"T2I {name}"),
         )
-        scores = score_images(probe.predict(result.images), targets)
+        scores = _scored(score_images, probe.predict(result.images), targets)
         logging.info("T2I %s (scale %s, %.0fs): %s", name, scale, time.perf_counter() - t,
-                     {k: round(v, 4) for k, v in scores.items()})  # fmt: skip
+                     _rounded(scores))  # fmt: skip
         out[name] = (result.images, scores)
     return out
 
@@ -112,6 +149,7 @@ def _reconstruct(vqgan, images_u8: np.ndarray) -> np.ndarray:
 
 def run_eval(config, paths: Paths) -> dict:
     from liquid_jax.data.shapes_world import load_shapes_text
+    from liquid_jax.demo.curve import learning_curve, plot_curve
     from liquid_jax.evals.text_ppl import perplexity
     from liquid_jax.sample.loading import load_for_sampling
     from liquid_jax.train.trained_model import load_trained_model
@@ -123,12 +161,21 @@ def run_eval(config, paths: Paths) -> dict:
     truth = _truth(records)
     probe, probe_scores, train_captions = _probe(config, paths, images, truth)
 
+    # The learning curve first: it reads the kept checkpoints, the last being the final
+    # model that the rest of this stage judges at full size.
+    single_ids, _ = _by_count(list(range(len(records))), truth)
+    curve_ids = single_ids[: e.get("curve_items", 32)]
+    curve = learning_curve(config, paths, probe, [records[i]["caption"] for i in curve_ids],
+                           [truth[i] for i in curve_ids], images[curve_ids],
+                           [truth[i] for i in curve_ids])  # fmt: skip
+    plot_curve(curve, paths.report)
+
     sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
     # The ceiling of T2I: what the probe says about real test images after a trip through
     # the VQGAN (a perfect generator can only draw what the codes can show).
-    recon_scores = score_images(probe.predict(_reconstruct(sampler.vqgan, images)), truth)
-    logging.info("probe on VQGAN reconstructions of test images: %s",
-                 {k: round(v, 4) for k, v in recon_scores.items()})  # fmt: skip
+    recon_scores = _scored(score_images, probe.predict(_reconstruct(sampler.vqgan, images)),
+                           truth)  # fmt: skip
+    logging.info("probe on VQGAN reconstructions of test images: %s", _rounded(recon_scores))
     prompts = [r["caption"] for r in records[: e.num_prompts]]
     t2i = _t2i(config, sampler, probe, prompts)
 
@@ -136,9 +183,8 @@ def run_eval(config, paths: Paths) -> dict:
     i2t_images = images[: e.num_images]
     captions = sampler.i2t(list(i2t_images), max_new_tokens=e.max_caption_tokens,
                            progress=_progress("I2T"))  # fmt: skip
-    i2t = score_captions(captions, truth[: e.num_images])
-    logging.info("I2T (%.0fs): %s", time.perf_counter() - t,
-                 {k: round(v, 4) for k, v in i2t.items()})  # fmt: skip
+    i2t = _scored(score_captions, captions, truth[: e.num_images])
+    logging.info("I2T (%.0fs): %s", time.perf_counter() - t, _rounded(i2t))
 
     texts_src = load_shapes_text(paths.world, "test")
     texts = [texts_src[i]["text"] for i in range(min(e.num_text, len(texts_src)))]
@@ -151,29 +197,43 @@ def run_eval(config, paths: Paths) -> dict:
         logging.info("text perplexity, %s: %.3f over %d tokens", name, ppl[name]["ppl"],
                      int(ppl[name]["tokens"]))  # fmt: skip
 
-    # Pictures and the raw samples for the report.
-    k = min(e.grid_rows, len(prompts))
-    visuals.rows_grid([images[:k], t2i["cfg"][0][:k], t2i["nocfg"][0][:k]],
-                      os.path.join(paths.report, "t2i_grid.png"))  # fmt: skip
-    visuals.rows_grid([i2t_images[:k]], os.path.join(paths.report, "i2t_grid.png"))
+    # Pictures and the raw samples for the report: single-shape prompts first, then the
+    # two-shape ones, each grid with rows real / CFG / no CFG.
+    k = e.grid_rows
+    for kind, ids in zip(("", "_pair"), _by_count(list(range(len(prompts))), truth)):
+        ids = ids[:k]
+        if ids:
+            visuals.rows_grid([images[ids], t2i["cfg"][0][ids], t2i["nocfg"][0][ids]],
+                              os.path.join(paths.report, f"t2i{kind}_grid.png"))  # fmt: skip
+    i2t_single, _ = _by_count(list(range(len(captions))), truth[: e.num_images])
+    visuals.rows_grid([i2t_images[i2t_single[:k]]], os.path.join(paths.report, "i2t_grid.png"))
+    single_prompts, pair_prompts = _by_count(prompts, truth[: len(prompts)])
     samples = {
-        "t2i_prompts": prompts,
-        "i2t": [{"truth": r["caption"], "generated": c} for r, c in zip(records, captions)],
+        "t2i_prompts": single_prompts,
+        "t2i_pair_prompts": pair_prompts,
+        "i2t": [{"truth": records[i]["caption"], "generated": captions[i]} for i in i2t_single],
     }
     with open(os.path.join(paths.report, "samples.json"), "w") as f:
         json.dump(samples, f, indent=1)
 
-    def prefixed(prefix: str, scores: dict, suffix: str = "") -> dict:
-        return {f"{prefix}_{a}_acc{suffix}": v for a, v in scores.items()}
+    def prefixed(prefix: str, scores: tuple[dict, dict], suffix: str = "") -> dict:
+        single, pair = scores
+        out = {f"{prefix}_{a}_acc{suffix}": v for a, v in single.items() if a != "parsed"}
+        out.update({f"{prefix}_pair_{a}_acc{suffix}": v for a, v in pair.items()
+                    if a != "parsed"})  # fmt: skip
+        return out
 
+    mean = lambda s: float(np.mean([s[a] for a in ATTRS]))  # noqa: E731
     return {
         **prefixed("probe", probe_scores),
-        "probe_acc": probe_scores["all"],
+        "probe_acc": probe_scores[0]["all"],
         **prefixed("probe_recon", recon_scores),
         **prefixed("t2i", t2i["cfg"][1]),
         **prefixed("t2i", t2i["nocfg"][1], "_nocfg"),
-        **prefixed("i2t", {k: v for k, v in i2t.items() if k != "parsed"}),
-        "i2t_parsed_frac": i2t["parsed"],
+        "t2i_mean_acc": mean(t2i["cfg"][1][0]),
+        "t2i_mean_acc_nocfg": mean(t2i["nocfg"][1][0]),
+        **prefixed("i2t", i2t),
+        "i2t_parsed_frac": i2t[0].get("parsed", 0.0),
         "t2i_code_nats_true_caption": use["true"],
         "t2i_code_nats_other_caption": use["shuffled"],
         "t2i_caption_gain_nats": use["caption"],
@@ -181,8 +241,13 @@ def run_eval(config, paths: Paths) -> dict:
         "text_ppl_base": ppl["base"]["ppl"],
         "text_ppl_liquid": ppl["liquid"]["ppl"],
         "t2i_cfg_scale": e.cfg_scale,
-        "t2i_num_prompts": len(prompts),
+        "t2i_num_prompts": len(single_prompts),
+        "t2i_num_pair_prompts": len(pair_prompts),
         "t2i_prompts_seen_in_train_frac": float(np.mean([p in train_captions for p in prompts])),
-        "i2t_num_images": len(captions),
+        "i2t_num_images": len(i2t_single),
         "text_num_docs": len(texts),
+        "curve_steps": [r["step"] for r in curve],
+        # T2I (CFG) / I2T mean accuracy of the four attributes at each of those steps.
+        "curve_t2i_mean": [float(np.mean([r[f"t2i_{a}_acc"] for a in ATTRS])) for r in curve],
+        "curve_i2t_mean": [float(np.mean([r[f"i2t_{a}_acc"] for a in ATTRS])) for r in curve],
     }

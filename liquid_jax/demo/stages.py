@@ -16,6 +16,8 @@ from absl import logging
 
 from liquid_jax.demo import visuals
 
+CURVE_POINTS = 5  # Liquid checkpoints kept for the learning curve
+
 
 class Paths:
     """Where each stage keeps its outputs under the demo workdir ``root``."""
@@ -47,12 +49,19 @@ class Paths:
         return f"codes:{os.path.join(self.codes, CODES_DIR, split)}"
 
 
+def world_style(config) -> dict:
+    """The world's style keys (``shapes_scene.STYLE_DEFAULTS``) as the config sets them."""
+    from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
+
+    return {k: config.world[k] for k in STYLE_DEFAULTS if k in config.world}
+
+
 def build_world(config, paths: Paths) -> dict:
     from liquid_jax.data.shapes_world import build_shapes_world
 
     w = config.world
     build_shapes_world(paths.world, w.num_train, w.num_val, w.num_test, w.image_size, w.seed,
-                       textures=w.textures, grain=w.grain)  # fmt: skip
+                       **world_style(config))  # fmt: skip
     logging.info("shapes world: %d / %d / %d images (+ as many text documents) in %s",
                  w.num_train, w.num_val, w.num_test, paths.world)  # fmt: skip
     return {"num_train": w.num_train, "num_val": w.num_val, "num_test": w.num_test}
@@ -64,7 +73,7 @@ def _vqgan_config(config):
     vq.data.source = "shapes"
     vq.data.seed = config.world.seed
     vq.data.image_size = config.world.image_size
-    vq.data.textures, vq.data.grain = config.world.textures, config.world.grain
+    vq.data.update(world_style(config))
     vq.model.resolution = config.world.image_size
     return vq
 
@@ -108,7 +117,7 @@ def extract(config, paths: Paths) -> dict:
     enc.splits = "train,validation,test"
     enc.shapes_world.update(dir=paths.world, num_train=w.num_train, num_val=w.num_val,
                             num_test=w.num_test, image_size=w.image_size, seed=w.seed,
-                            textures=w.textures, grain=w.grain)  # fmt: skip
+                            **world_style(config))  # fmt: skip
     enc.image_size = w.image_size
     enc.vqgan.path, enc.vqgan.workdir = paths.vqgan_taming, ""
     summary = extract_codes(enc, paths.codes)
@@ -157,6 +166,9 @@ def train_liquid(config, paths: Paths) -> dict:
     c.data.image_text_sources = (paths.code_spec("train"),)
     c.data.num_image_codes = int(config.vqgan.model.n_embed)
     c.data.downsample = 2 ** (len(config.vqgan.model.ch_mult) - 1)
+    # A checkpoint every fifth of the steps, all kept: the eval stage's learning curve.
+    c.checkpoint_every_steps = max(1, c.total_steps // CURVE_POINTS)
+    c.keep_checkpoints = CURVE_POINTS
     last = train(c, paths.liquid)
     return {k: last.get(k) for k in ("loss", "loss_text", "loss_t2i", "loss_i2t")}
 

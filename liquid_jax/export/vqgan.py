@@ -41,7 +41,7 @@ DDCONFIG_FIELDS = (
     "num_res_blocks", "attn_resolutions", "dropout",
 )  # fmt: skip
 # Ours, under a top-level liquid_jax key (taming reads only model.params).
-EXTRA_FIELDS = ("beta", "legacy", "l2_normalize", "encode_tile")
+EXTRA_FIELDS = ("beta", "legacy", "l2_normalize", "encode_tile", "decode_tile")
 
 # NNX leaf name -> taming leaf name.
 _LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias"}

@@ -57,6 +57,21 @@ def check_codes(codes, config: VQGANConfig) -> None:
         )
 
 
+def _to_tiles(x: jax.Array, p: int) -> jax.Array:
+    """float[B, n*p, m*p, C] -> float[B*n*m, p, p, C]: each p x p tile its own image."""
+    b, height, width, c = x.shape
+    n, m = height // p, width // p
+    return x.reshape(b, n, p, m, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, p, p, c)
+
+
+def _from_tiles(tiles: jax.Array, b: int, n: int, m: int) -> jax.Array:
+    """``_to_tiles``'s inverse for tiles of any size: float[B*n*m, q, q, C] ->
+    float[B, n*q, m*q, C]."""
+    q, c = tiles.shape[1], tiles.shape[-1]
+    x = tiles.reshape(b, n, m, q, q, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, n * q, m * q, c)
+
+
 class VQGAN(nnx.Module):
     """Encoder -> quant_conv -> quantize -> post_quant_conv -> decoder."""
 
@@ -97,10 +112,9 @@ class VQGAN(nnx.Module):
         if n * p != height or m * p != width:
             raise ValueError(f"vqgan: encode_tile={t} needs images whose sides are multiples of "
                              f"{p} pixels, got {height}x{width}")  # fmt: skip
-        tiles = x.reshape(b, n, p, m, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, p, p, c)
+        tiles = _to_tiles(x, p)
         z = self.quant_conv(self.encoder(tiles, deterministic=deterministic)).astype(jnp.float32)
-        z = z.reshape(b, n, m, t, t, -1).transpose(0, 1, 3, 2, 4, 5)
-        return z.reshape(b, n * t, m * t, -1)
+        return _from_tiles(z, b, n, m)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f] (raster order)."""
@@ -117,7 +131,16 @@ class VQGAN(nnx.Module):
     def decode_latents(self, z_q: jax.Array, *, deterministic: bool | None = None):
         """Quantized latents float[B, h, w, embed_dim] -> images float32[B, h*f, w*f, 3]."""
         h = self.post_quant_conv(z_q.astype(self.config.compute_dtype))
-        return self.decoder(h, deterministic=deterministic).astype(jnp.float32)
+        t = self.config.decode_tile
+        if not t:
+            return self.decoder(h, deterministic=deterministic).astype(jnp.float32)
+        b, h_codes, w_codes, _ = h.shape
+        n, m = h_codes // t, w_codes // t
+        if n * t != h_codes or m * t != w_codes:
+            raise ValueError(f"vqgan: decode_tile={t} needs code grids whose sides are "
+                             f"multiples of {t}, got {h_codes}x{w_codes}")  # fmt: skip
+        pixels = self.decoder(_to_tiles(h, t), deterministic=deterministic)
+        return _from_tiles(pixels.astype(jnp.float32), b, n, m)
 
     def decode(self, codes: jax.Array) -> jax.Array:
         """codes: int[B, h, w] in [0, n_embed) -> images float32[B, h*f, w*f, 3], about [-1, 1].

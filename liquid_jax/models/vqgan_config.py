@@ -40,6 +40,10 @@ class VQGANConfig:
     # the decoder still sees the whole grid. 0 is taming's (and Chameleon's) behaviour:
     # the encoder mixes context from the whole image into every code.
     encode_tile: int = 0
+    # > 0: decode the codes in tiles of decode_tile x decode_tile codes, each on its own,
+    # so equal tiles of codes always give equal pixels (with encode_tile, a code is then
+    # exactly a patch of pixels). 0 is taming's: the decoder sees the whole grid.
+    decode_tile: int = 0
     # Compute dtype of convolutions and norms; parameters stay float32.
     dtype: str = "float32"
 
@@ -63,8 +67,9 @@ class VQGANConfig:
         for name in ("num_res_blocks", "z_channels", "embed_dim", "n_embed", "in_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"vqgan config: {name}={getattr(self, name)} must be >= 1")
-        if self.encode_tile < 0:
-            raise ValueError(f"vqgan config: encode_tile={self.encode_tile} must be >= 0")
+        for name in ("encode_tile", "decode_tile"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"vqgan config: {name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"vqgan config: dropout={self.dropout} must be in [0, 1)")
         jnp.dtype(self.dtype)  # fails early on a bad dtype name

@@ -259,6 +259,18 @@ class Decoder:
         self._compiled: dict = {}
         self.runs = 0
 
+    def set_weights(self, model: Transformer) -> None:
+        """Decodes with ``model``'s weights from now on (e.g. another checkpoint of the same
+        run); the model must have this one's architecture, so compiled loops are kept."""
+        _, state = nnx.split(model)
+        old = jax.tree.map(lambda x: (x.shape, x.dtype), self.state)
+        new = jax.tree.map(lambda x: (x.shape, x.dtype), state)
+        if jax.tree.structure(old) != jax.tree.structure(new) or old != new:
+            raise ValueError("decoder: set_weights needs a model of the same architecture")
+        if self.mesh is not None:
+            state = jax.device_put(state, self._state_sharding)
+        self.state = state
+
     @property
     def row_multiple(self) -> int:
         """Samples per batch must be a multiple of this (the data-parallel size)."""

@@ -103,9 +103,12 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     spec = model_spec(config, layout)
     write_run_info(workdir, spec, config.model.get("vqgan", ""))
     total_steps = int(config.total_steps)
+    new_rows_only_below = layout.text_vocab_size if config.train.new_rows_only else None
 
     def tx_factory(params):
-        return make_optimizer(config.optim, total_steps, params)
+        return make_optimizer(
+            config.optim, total_steps, params, new_rows_only_below=new_rows_only_below
+        )
 
     with axis_rules(rules) if rules else contextlib.nullcontext():
         state_obj = create_train_state(
@@ -133,7 +136,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     step_cfg = StepConfig(
         grad_accum=int(train_cfg.grad_accum),
         max_z_weight=float(train_cfg.max_z_weight),
-        new_rows_only_below=layout.text_vocab_size if train_cfg.new_rows_only else None,
+        new_rows_only_below=new_rows_only_below,
     )
     with jax.set_mesh(mesh):
         train_step = jit_train_step(graphdef, state, step_cfg, mesh)

@@ -53,11 +53,36 @@ def trainable_labels(freeze: tuple[str, ...]):
     return labels
 
 
-def make_optimizer(cfg, total_steps: int, params=None) -> optax.GradientTransformation:
+def decay_mask(params):
+    """True for the parameters weight decay applies to: matrices (``*.kernel``, the
+    embedding), never norm scales or biases. By name, not by rank: the scanned layers
+    stack their norms and biases into arrays of rank 2 and more."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: path_str(path).endswith(("kernel", "embedding")), params
+    )
+
+
+def keep_rows_below(text_vocab_size: int) -> optax.GradientTransformation:
+    """Zeroes the final updates of embedding / LM-head rows below ``text_vocab_size``, so
+    that nothing (not weight decay either) moves the rows ``new_rows_only`` keeps."""
+
+    def update(updates, state, params=None):
+        del params
+        return new_rows_only_grad_mask(updates, text_vocab_size), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(
+    cfg, total_steps: int, params=None, *, new_rows_only_below: int | None = None
+) -> optax.GradientTransformation:
     """AdamW as the config says: ``cfg.optim`` has lr, warmup, schedule, b1, b2, eps,
-    weight_decay, grad_clip (0 = off) and freeze (regexes of parameter paths, e.g.
-    ``"layers\\."`` to train embeddings only). ``params`` (optional) lets a freeze list
-    that matches every parameter fail here rather than train nothing."""
+    weight_decay (``decay_mask``: matrices only), grad_clip (0 = off) and freeze (regexes
+    of parameter paths, e.g. ``"layers\\."`` to train embeddings only). ``params``
+    (optional) lets a freeze list that matches every parameter fail here rather than
+    train nothing. ``new_rows_only_below`` (the text vocabulary size): the updates of the
+    text rows of the embedding and LM head are zero (the train step also zeroes their
+    gradients, ``StepConfig.new_rows_only_below``)."""
     schedule = learning_rate_schedule(cfg, total_steps)
     parts = []
     if cfg.grad_clip:
@@ -69,7 +94,7 @@ def make_optimizer(cfg, total_steps: int, params=None) -> optax.GradientTransfor
             b2=cfg.b2,
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
-            mask=lambda p: jax.tree.map(lambda x: jnp.ndim(x) > 1, p),  # no decay on norms
+            mask=decay_mask,
         )
     )
     tx = optax.chain(*parts)
@@ -79,6 +104,8 @@ def make_optimizer(cfg, total_steps: int, params=None) -> optax.GradientTransfor
         if params is not None and "train" not in jax.tree.leaves(labels(params)):
             raise ValueError(f"optim.freeze {freeze} freezes every parameter")
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+    if new_rows_only_below is not None:
+        tx = optax.chain(tx, keep_rows_below(new_rows_only_below))
     return tx
 
 

@@ -27,6 +27,7 @@ from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
 from liquid_jax.train.checkpoint import Checkpointer
+from liquid_jax.train.codebook import farthest_point_codebook
 from liquid_jax.train.metrics import MetricWriter, Progress
 from liquid_jax.train.preemption import PreemptionGuard
 from liquid_jax.train.vqgan_step import (
@@ -41,14 +42,15 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
     source = data_cfg.source
     if source == "shapes":
-        from liquid_jax.data.shapes_scene import GRAIN, TEXTURES
+        from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
         from liquid_jax.data.shapes_world import generate_images
 
         size = data_cfg.image_size
-        style = {"seed": data_cfg.seed, "textures": data_cfg.get("textures", TEXTURES),
-                 "grain": data_cfg.get("grain", GRAIN)}  # fmt: skip
-        train = generate_images(data_cfg.num_train, size, split="train", **style)
-        val = generate_images(data_cfg.num_val, size, split="validation", **style)
+        style = {k: data_cfg[k] for k in STYLE_DEFAULTS if k in data_cfg}
+        train = generate_images(data_cfg.num_train, size, seed=data_cfg.seed, split="train",
+                                **style)  # fmt: skip
+        val = generate_images(data_cfg.num_val, size, seed=data_cfg.seed, split="validation",
+                              **style)  # fmt: skip
         return train, val
     if source == "folder":
         from liquid_jax.data.image_batches import load_image_folder
@@ -112,6 +114,26 @@ def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[s
     return metrics, first
 
 
+def _data_codebook(graphdef, state, images: np.ndarray, batch_size: int, seed: int):
+    """``state`` with its codebook set by ``farthest_point_codebook`` over the encoder
+    outputs of up to 512 train images (taken in order; the data are already shuffled)."""
+    t = time.perf_counter()
+    train_state = nnx.merge(graphdef, state)
+    model, n_embed = train_state.model, train_state.model.config.n_embed
+    encode = nnx.jit(lambda m, x: m.encode_latents(x, deterministic=True))
+    latents = []
+    for i in range(0, min(len(images), 512), batch_size):
+        x = jnp.asarray(images[i : i + batch_size], jnp.float32) / 127.5 - 1.0
+        z = encode(model, x)
+        latents.append(z.reshape(-1, z.shape[-1]))
+    book = farthest_point_codebook(jnp.concatenate(latents), n_embed, jax.random.key(seed))
+    embedding = model.quantize.embedding
+    embedding[...] = jax.device_put(book.astype(embedding.dtype), embedding[...].sharding)
+    logging.info("vqgan: codebook drawn from %d encoder outputs (farthest points) in %.1fs",
+                 sum(len(z) for z in latents), time.perf_counter() - t)  # fmt: skip
+    return nnx.split(train_state)[1]
+
+
 def train_vqgan(config, workdir: str) -> dict[str, float]:
     """Runs (or resumes) VQGAN training; returns the final validation metrics."""
     fileio.makedirs(workdir)
@@ -159,12 +181,16 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     graphdef, state = nnx.split(train_state)
     lpips = _load_perceptual(config.loss)
     lpips_graphdef, lpips_state = nnx.split(lpips) if lpips is not None else (None, {})
-    # --- resume
+    # --- resume, or start from a codebook drawn from the data
     ckpt = Checkpointer(workdir, keep=config.get("keep_checkpoints", 3))
     start = 0
     if ckpt.latest_step() is not None:
         start, state, _, _ = ckpt.restore(state)
         logging.info("vqgan: resuming at step %d", start)
+    elif config.loss.get("codebook_init", "uniform") == "data":
+        state = _data_codebook(graphdef, state, train_images, config.batch_size, config.seed)
+    elif config.loss.get("codebook_init", "uniform") != "uniform":
+        raise ValueError(f"loss.codebook_init={config.loss.codebook_init!r}: 'uniform' or 'data'")
     writer = MetricWriter(workdir, resume_step=start)
     # --- compiled steps (the GAN variant only from disc_start on)
     steps = {

@@ -28,7 +28,21 @@ REQUIRED = (
     # what the caption, and each class of its words, is worth to the code loss
     "t2i_caption_gain_nats", "t2i_caption_color_nats", "t2i_caption_shape_nats",
     "t2i_caption_size_nats", "t2i_caption_position_nats",
+    # the single-shape headline metrics, CFG against none, and the learning curve
+    "t2i_size_acc", "t2i_position_acc", "t2i_mean_acc", "t2i_mean_acc_nocfg",
+    "i2t_position_acc", "probe_recon_shape_acc", "t2i_prompts_seen_in_train_frac",
 )  # fmt: skip
+
+
+def _assert_same_metrics(got: dict, want: dict) -> None:
+    """Equal metrics: numbers to float tolerance, the learning curve's lists exactly (a JSON
+    round trip keeps floats)."""
+    lists = {k for k, v in want.items() if isinstance(v, list)}
+    assert set(got) == set(want)
+    assert {k: got[k] for k in lists} == {k: want[k] for k in lists}
+    assert {k: got[k] for k in got if k not in lists} == pytest.approx(
+        {k: v for k, v in want.items() if k not in lists}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +57,14 @@ def test_every_artefact_is_written(demo):
     workdir, _, _ = demo
     for name in ("report.md", "metrics.json"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
-    for png in ("t2i_grid", "i2t_grid", "reconstruction", "llm_losses", "vqgan_curves"):
+    for png in ("t2i_grid", "i2t_grid", "reconstruction", "llm_losses", "vqgan_curves",
+                "learning_curve"):  # fmt: skip
         path = os.path.join(workdir, "report", f"{png}.png")
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", path
     report = _read(os.path.join(workdir, "report.md"))
-    for picture in ("t2i_grid.png", "i2t_grid.png", "reconstruction.png", "llm_losses.png"):
+    for picture in ("t2i_grid.png", "i2t_grid.png", "reconstruction.png", "llm_losses.png",
+                    "learning_curve.png"):  # fmt: skip
         assert picture in report
     assert "| stage | wall (s) |" in report
     for name in TITLES:
@@ -76,7 +92,7 @@ def test_exports_load(demo):
 def test_every_metric_is_present_and_finite(demo):
     workdir, metrics, _ = demo
     saved = json.loads(_read(os.path.join(workdir, "metrics.json")))
-    assert saved == pytest.approx(metrics)
+    _assert_same_metrics(saved, metrics)
     for key in REQUIRED:
         assert key in saved and math.isfinite(saved[key]), key
     for key, value in saved.items():
@@ -85,6 +101,11 @@ def test_every_metric_is_present_and_finite(demo):
     for name in TITLES:
         assert saved[f"wall_{name}_s"] >= 0.0
     assert saved["text_ppl_base"] > 1.0 and saved["text_ppl_liquid"] > 1.0
+    # The learning curve scores a checkpoint at every fifth of the Liquid steps.
+    steps = get_config("runlocal").liquid.total_steps
+    assert saved["curve_steps"] == [steps // 5 * (i + 1) for i in range(5)]
+    for key in ("curve_t2i_mean", "curve_i2t_mean"):
+        assert len(saved[key]) == 5 and all(0.0 <= v <= 1.0 for v in saved[key]), key
 
 
 def test_rerun_skips_finished_stages(demo):
@@ -92,7 +113,7 @@ def test_rerun_skips_finished_stages(demo):
     t = time.perf_counter()
     again = run_demo(get_config("runlocal"), workdir)
     assert time.perf_counter() - t < max(10.0, 0.2 * first)
-    assert again == pytest.approx(metrics)
+    _assert_same_metrics(again, metrics)
 
 
 def test_cli_defaults_to_the_demo_config():

@@ -28,8 +28,9 @@ def test_slot_labels_place_each_shape_at_its_position():
 
 
 def test_probe_reads_real_test_images(tmp_path):
+    """400 steps reach about 0.975 overall (0.99 on colour and position); 700 added 0.01."""
     images, records = _data("train", 3000)
-    probe = train_probe(images, [r["attributes"] for r in records], steps=700, batch_size=64)
+    probe = train_probe(images, [r["attributes"] for r in records], steps=400, batch_size=64)
     test_images, test_records = _data("test", 200)
     truth = [scene_attributes(Scene.from_dict(r["attributes"])) for r in test_records]
     scores = score_images(probe.predict(test_images), truth)

@@ -1,13 +1,10 @@
-"""Local multi-process launcher: a 2-process x 2-device smoke training run to the end over
-localhost, and a failing process stopping the other one."""
+"""Local multi-process launcher: the environment of each process, and a failing process
+stopping the other one. A 2-process smoke training run through the launcher (to a
+checkpoint, resumed, equal to one process) is ``tests/train/test_multihost.py``."""
 
 import io
-import json
 import sys
 
-import pytest
-
-from launch.common import liquid_args
 from launch.local import process_env, run_local
 
 
@@ -18,23 +15,6 @@ def test_process_env_sets_the_coordinator_and_fake_devices():
     assert (env["LIQUID_NUM_PROCESSES"], env["LIQUID_PROCESS_ID"]) == ("3", "1")
     assert env["XLA_FLAGS"] == "--xla_foo=1 --xla_force_host_platform_device_count=2"
     assert env["JAX_PLATFORMS"] == "cpu"
-
-
-@pytest.mark.slow
-def test_two_processes_train_the_smoke_config_to_the_end(tmp_path):
-    workdir = tmp_path / "run"
-    argv = liquid_args("configs/smoke.py:steps=4", str(workdir),
-                       {"eval_every_steps": 0, "log_every_steps": 1})  # fmt: skip
-    out = io.StringIO()
-    rc = run_local(argv, num_processes=2, devices_per_process=2, out=out, timeout_s=400)
-    text = out.getvalue()
-    assert rc == 0, text[-3000:]
-    assert "[local] p0 exited with 0" in text and "[local] p1 exited with 0" in text
-    assert text.count("over 4 devices (2 processes)") == 2  # both processes saw the mesh
-    assert any(line.startswith("[p1] ") for line in text.splitlines())
-    with open(workdir / "metrics.jsonl") as f:
-        steps = [json.loads(line)["step"] for line in f]
-    assert steps == [1, 2, 3, 4]
 
 
 def test_a_failing_process_stops_the_others():

@@ -30,12 +30,12 @@ VQGAN_CONFIG = VQGANConfig(
 )
 
 
-def save_tokenizer(directory: str) -> None:
+def save_tokenizer(directory: str, words: list[str] = WORDS) -> None:
     import tokenizers
     import transformers
 
     model = tokenizers.models.WordLevel(
-        {n: i for i, n in enumerate(SPECIALS + WORDS)}, unk_token="<unk>"
+        {n: i for i, n in enumerate(SPECIALS + list(words))}, unk_token="<unk>"
     )
     tok = tokenizers.Tokenizer(model)
     tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()

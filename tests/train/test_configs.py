@@ -22,23 +22,46 @@ def _load(name):
     return module
 
 
-@pytest.mark.parametrize(
-    "name", sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
+RUN_KEYS = ("total_steps", "log_every_steps", "checkpoint_every_steps", "seed")
+CONFIGS = sorted(
+    os.path.basename(p)
+    for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
+    if not p.endswith("__init__.py")
 )
+
+
+def _check_run(config, where, llm):
+    for key in RUN_KEYS:
+        assert key in config, (where, key)
+    assert config.total_steps > 0, where
+    if llm:
+        assert "eval_every_steps" in config and "optim" in config and "data" in config, where
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_config_loads_with_stable_keys(name):
-    if name == "__init__.py":
-        return
+    """Every file asserts something: a training run its stable keys, the encode config
+    its VQGAN and source, the demo one run config per training stage.
+
+    Mutation tried: the demo config without ``base.log_every_steps`` (deleted from the
+    loaded config) fails the demo case, which used to return before any assert."""
     config = _load(name).get_config()
     if name.startswith("encode"):  # not a training run
-        assert "vqgan" in config
-        return
-    if name.startswith("demo"):  # one section per stage; each is loaded by its stage
-        return
-    for key in ("total_steps", "log_every_steps", "checkpoint_every_steps", "seed"):
-        assert key in config, (name, key)
-    if name.startswith(("vqgan", "encode")):
-        return
-    assert "eval_every_steps" in config
+        assert "vqgan" in config and "source" in config
+    elif name.startswith("demo"):  # one section per stage; each is loaded by its stage
+        _check_run(config.vqgan, "demo.vqgan", llm=False)
+        _check_run(config.base, "demo.base", llm=True)
+        _check_run(config.liquid, "demo.liquid", llm=True)
+        assert "encode" in config and "vqgan" in config.encode
+        assert {"world", "eval"} <= set(config)
+    else:
+        _check_run(config, name, llm=not name.startswith("vqgan"))
+
+
+def test_every_config_file_is_checked():
+    assert {"demo.py", "encode_shapes.py", "liquid.py", "smoke.py", "vqgan_shapes.py"} <= set(
+        CONFIGS
+    )
 
 
 # (preset, text vocabulary of the base tokenizer, billions of parameters before expansion)

@@ -1,21 +1,25 @@
-"""Two processes on one machine (4 fake CPU devices each) train, checkpoint and resume
-through ``jax.distributed`` over localhost, and agree with one process that sees the
-same global batches."""
+"""Two processes on one machine (4 fake CPU devices each), started by the local launcher
+(``launch/local.py``), train, checkpoint and resume through ``jax.distributed`` over
+localhost, and agree with one process that sees the same global batches.
 
+The one-process reference reads the two hosts' slices with the pipeline's own split
+(``TwoHostIterator``); that the split itself is right (disjoint slices whose union is the
+single-host stream) is checked apart, in ``tests/data/test_pipeline_hosts.py``. This one
+test also covers the launcher's two-process run (it replaced a separate 4-step one).
+"""
+
+import io
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from configs.smoke import get_config
+from launch.common import liquid_args
+from launch.local import run_local
 from liquid_jax.data.pipeline import make_iterator
 from liquid_jax.train.loop import train
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class TwoHostIterator:
@@ -44,31 +48,24 @@ class TwoHostIterator:
             h.close()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+# A rate that does not depend on total_steps, so that a run stopped at 4 and resumed to
+# 6 follows the same schedule as 6 straight.
+SCHEDULE = {"optim.schedule": "constant", "optim.warmup": 2}
 
 
 def _two_processes(workdir, steps):
-    port = _free_port()
-    procs = []
-    for i in range(2):
-        env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-                   XLA_FLAGS="--xla_force_host_platform_device_count=4",
-                   LIQUID_COORDINATOR=f"localhost:{port}", LIQUID_NUM_PROCESSES="2",
-                   LIQUID_PROCESS_ID=str(i))  # fmt: skip
-        cmd = [sys.executable, "-m", "liquid_jax.cli", "train",
-               f"--config={REPO}/configs/smoke.py:steps={steps}", f"--workdir={workdir}",
-               "--config.log_every_steps=1", "--config.checkpoint_every_steps=3",
-               "--config.eval_every_steps=0"]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))  # fmt: skip
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, out[-3000:]
-        assert "over 8 devices (2 processes)" in out
-    return procs
+    """The smoke config for ``steps`` over 2 launcher processes x 4 devices; its output."""
+    argv = liquid_args(f"configs/smoke.py:steps={steps}", str(workdir),
+                       {**SCHEDULE, "log_every_steps": 1, "checkpoint_every_steps": 2,
+                        "eval_every_steps": 0})  # fmt: skip
+    out = io.StringIO()
+    rc = run_local(argv, num_processes=2, devices_per_process=4, out=out, timeout_s=600)
+    text = out.getvalue()
+    assert rc == 0, text[-3000:]
+    assert "[local] p0 exited with 0" in text and "[local] p1 exited with 0" in text
+    assert text.count("over 8 devices (2 processes)") == 2  # both processes saw the mesh
+    assert any(line.startswith("[p1] ") for line in text.splitlines())
+    return text
 
 
 def _losses(workdir):
@@ -79,19 +76,20 @@ def _losses(workdir):
 @pytest.mark.slow
 def test_two_processes_train_checkpoint_resume_and_match_one_process(tmp_path, cpu_devices):
     multi = tmp_path / "multi"
-    _two_processes(multi, 6)  # stops at 6 with a checkpoint
-    _two_processes(multi, 9)  # resumes at 6
-    assert sorted(os.listdir(multi / "checkpoints"))[-1] == "9"
+    _two_processes(multi, 4)  # stops at 4 with a checkpoint
+    assert "resumed from step 4" in _two_processes(multi, 6)
+    assert sorted(os.listdir(multi / "checkpoints"))[-1] == "6"
 
-    config = get_config("steps=9")
+    config = get_config("steps=6")
     config.log_every_steps = 1
     config.eval_every_steps = 0
+    config.optim.schedule, config.optim.warmup = SCHEDULE["optim.schedule"], 2
     train(config, str(tmp_path / "single"), iterator_fn=TwoHostIterator)
 
     multi_losses, single_losses = _losses(multi), _losses(tmp_path / "single")
-    assert sorted(multi_losses) == list(range(1, 10))
+    assert sorted(multi_losses) == list(range(1, 7))
     np.testing.assert_allclose(
-        [multi_losses[s] for s in range(1, 10)],
-        [single_losses[s] for s in range(1, 10)],
+        [multi_losses[s] for s in range(1, 7)],
+        [single_losses[s] for s in range(1, 7)],
         rtol=1e-5,
     )

@@ -32,16 +32,17 @@ def _tiny(total, **loss):
 
 
 def test_training_raises_psnr(tmp_path):
-    config = _tiny(150)
+    """80 steps take validation PSNR from about 8.5 dB (untrained) to about 16 dB."""
+    config = _tiny(80)
     from liquid_jax.models.vqgan import VQGAN
 
     _, val = load_images(config.data)
     untrained = VQGAN(vqgan_config(config.model), rngs=nnx.Rngs(config.seed))
     before, _ = evaluate(untrained, val, 16, config.model.n_embed)
     after = train_vqgan(config, str(tmp_path))
-    assert after["psnr"] > before["psnr"] + 6.0, (before, after)
+    assert after["psnr"] > before["psnr"] + 5.0, (before, after)
     assert after["codebook_usage"] > 0.2  # re-seeding keeps the codebook in use
-    assert (tmp_path / "samples" / "recon_000150.png").exists()
+    assert (tmp_path / "samples" / "recon_000080.png").exists()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "psnr", "codebook_perplexity"} <= set(rows[0])
 
@@ -63,23 +64,49 @@ def test_step_decay_scales_the_rate(tmp_path):
 
 
 def test_resume_equals_straight_run(tmp_path):
+    """Stopped at 6 and resumed to 10 equals 10 straight, bit for bit, with a codebook
+    re-seed (every 4 steps) on each side of the restart.
+
+    Mutation tried: the re-seed key counted from the restart (``fold_in(base_key, step -
+    start)``) fails this test."""
+
+    def config(total):
+        c = _tiny(total, reseed_every=4, reseed_threshold=1.0)  # re-seeds many codes
+        c.checkpoint_every_steps = 5
+        return c
+
     straight = tmp_path / "straight"
-    train_vqgan(_tiny(30), str(straight))
+    train_vqgan(config(10), str(straight))
     resumed = tmp_path / "resumed"
-    train_vqgan(_tiny(20), str(resumed))  # stops at 20, as a killed run restarted would
-    train_vqgan(_tiny(30), str(resumed))
-    a = Checkpointer(str(straight)).restore_raw(30)
-    b = Checkpointer(str(resumed)).restore_raw(30)
+    train_vqgan(config(6), str(resumed))  # stops at 6, as a killed run restarted would
+    train_vqgan(config(10), str(resumed))
+    a = Checkpointer(str(straight)).restore_raw(10)
+    b = Checkpointer(str(resumed)).restore_raw(10)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     steps = [json.loads(x)["step"] for x in (resumed / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps.count(30) == 2  # train row + val row
+    assert steps == sorted(steps) and steps.count(10) == 2  # train row + val row
 
 
-@pytest.mark.slow
-def test_gan_and_perceptual_paths_run(tmp_path):
+def test_gan_path_trains_both_networks_from_disc_start(tmp_path):
+    """With the GAN on from step 2 (perceptual weights absent: skipped): the discriminator
+    is fixed before ``disc_start`` and moves at every step after it, the GAN metrics
+    appear exactly then, and the reconstruction loss still falls.
+
+    Mutations tried: the GAN step from step 0 (``gan_on = use_gan``) and the
+    discriminator update dropped (``ts.opt_d.update``) fail this test. Not caught: the
+    reconstruction gradient dropped from the generator's after ``disc_start`` (the loss
+    of two steps is too noisy to tell)."""
     config = _tiny(4, disc_weight=0.5, disc_start=2, perceptual_weight=1.0)
-    metrics = train_vqgan(config, str(tmp_path))  # perceptual weights absent: skipped
-    assert np.isfinite(metrics["psnr"])
+    config.log_every_steps, config.checkpoint_every_steps, config.keep_checkpoints = 1, 1, 4
+    train_vqgan(config, str(tmp_path))
+    ckpt = Checkpointer(str(tmp_path))
+    disc = {s: jax.tree.leaves(ckpt.restore_raw(s)["disc"]) for s in (1, 2, 3, 4)}
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(disc[a], disc[b]))  # noqa: E731
+    assert same(1, 2) and not same(2, 3) and not same(3, 4)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert "d_loss" in rows[-2] and np.isfinite(rows[-2]["gan_weight"])
+    train = {r["step"]: r for r in rows if "loss" in r}
+    assert sorted(train) == [1, 2, 3, 4]
+    assert [("d_loss" in train[s]) for s in (1, 2, 3, 4)] == [False, False, True, True]
+    assert all(np.isfinite(train[s]["gan_weight"]) for s in (3, 4))
+    assert train[4]["nll"] < 0.7 * train[1]["nll"], [train[s]["nll"] for s in train]
