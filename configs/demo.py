@@ -130,7 +130,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # 5. Liquid: the imported base on text + T2I + I2T. Image-text records 3 : 1 to text
     #    and 40% of them I2T (the paper: 1 : 1 and 20%): I2T binds words to codes only
     #    with enough I2T examples, and text perplexity still falls (docs/demo.md).
-    c.liquid = _llm(runlocal, steps=20 if runlocal else 420, lr=4e-3)
+    c.liquid = _llm(runlocal, steps=20 if runlocal else 700, lr=4e-3)
     c.liquid.data.text_weight = 1.0
     c.liquid.data.image_text_weight = 3.0
     c.liquid.data.t2i_fraction = 0.6
@@ -159,7 +159,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
     # Planned seconds per stage on a 2-core CPU (ETA lines only).
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 8, "vqgan": 230, "codes": 40, "base_lm": 70, "import": 1,
-         "liquid": 420, "eval": 100, "export": 2, "report": 2}
+        {"world": 8, "vqgan": 180, "codes": 35, "base_lm": 60, "import": 1,
+         "liquid": 430, "eval": 60, "export": 2, "report": 2}
     )  # fmt: skip
     return c

@@ -11,12 +11,11 @@ The style of a world (``STYLE_DEFAULTS``, checked by ``check_world_style``):
 ``textures`` and ``grain`` of the background; ``backgrounds``, the background colours
 drawn from; ``layout``, "jitter" (a shape's centre moves around its anchor), "anchor"
 (exactly on it, or its closest fit: on an 8 px code grid at 32 px a shape is always the
-same four codes, each a quarter of it) or "grid"
-(each shape sits in its own cell of a 3 x 3 grid, ``GRID_POSITIONS``, so a shape of one
-kind, colour and size is always the same pixels, and one code of a VQGAN whose codes
-are the cells); ``holdout``, the fraction of (colour, kind, size, position) combinations that
-only the test split draws (``is_held_out``), so test captions and images are new
-combinations, never trained on; ``p_two``, the fraction of two-shape scenes.
+same four codes, each a quarter of it) or "grid" (each shape in its own cell of a 3 x 3
+grid, ``GRID_POSITIONS``: one code of a VQGAN whose codes are the cells); ``holdout``,
+the fraction of (colour, kind, size, position) combinations that only the test split
+draws (``is_held_out``), so test captions and images are combinations never trained on;
+``p_two``, the fraction of two-shape scenes.
 
 Every shape's area centroid is its ``center`` (triangles are placed by centroid), so a
 position can be checked from the drawn pixels alone.
@@ -322,23 +321,23 @@ def sample_scene(
 
     Two-shape scenes use two different colours, so every shape is identifiable by colour.
     ``p_two``, ``textures``, ``grain``, ``backgrounds``, ``layout`` and ``holdout`` set
-    the world's style (module docstring); the defaults draw the full world. With ``holdout`` > 0 the
-    "test" split draws only scenes with a held-out combination and the other splits only
-    scenes without one (draws are repeated until one fits).
+    the world's style (module docstring); the defaults draw the full world. With
+    ``holdout`` > 0 the "test" split draws only scenes with a held-out combination and
+    the other splits only scenes without one (draws are repeated until one fits).
     """
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: the shapes world needs at least 16 px")
     style = check_world_style(textures=textures, grain=grain, backgrounds=backgrounds,
                               layout=layout, holdout=holdout, p_two=p_two)  # fmt: skip
     while True:
-        scene = _draw_scene(rng, image_size, style["p_two"], style)
+        scene = _draw_scene(rng, image_size, style)
         held = [is_held_out(s.color, s.kind, s.size, s.position, style["holdout"])
                 for s in scene.shapes]  # fmt: skip
         if style["holdout"] <= 0.0 or any(held) == (split == "test"):
             return scene
 
 
-def _draw_scene(rng, image_size: int, p_two: float, style: dict) -> Scene:
+def _draw_scene(rng, image_size: int, style: dict) -> Scene:
     textures = tuple(style["textures"])
     layout = style["layout"]
     # The full world draws from every background name, so a subset changes nothing else.
@@ -352,7 +351,7 @@ def _draw_scene(rng, image_size: int, p_two: float, style: dict) -> Scene:
     drawn = TEXTURES[int(rng.integers(len(TEXTURES)))]
     texture_seed = int(rng.integers(2**31))
     texture = drawn if textures == TEXTURES else textures[texture_seed % len(textures)]
-    if rng.random() < p_two:
+    if rng.random() < style["p_two"]:
         relation = str(rng.choice(list(RELATIONS)))
         chosen = rng.choice(len(colors), size=2, replace=False)
         shapes = tuple(

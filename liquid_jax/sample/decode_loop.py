@@ -263,9 +263,12 @@ class Decoder:
         """Decodes with ``model``'s weights from now on (e.g. another checkpoint of the same
         run); the model must have this one's architecture, so compiled loops are kept."""
         _, state = nnx.split(model)
-        old = jax.tree.map(lambda x: (x.shape, x.dtype), self.state)
-        new = jax.tree.map(lambda x: (x.shape, x.dtype), state)
-        if jax.tree.structure(old) != jax.tree.structure(new) or old != new:
+
+        def layout(tree):
+            leaves, structure = jax.tree.flatten(tree)
+            return structure, [(x.shape, x.dtype) for x in leaves]
+
+        if layout(state) != layout(self.state):
             raise ValueError("decoder: set_weights needs a model of the same architecture")
         if self.mesh is not None:
             state = jax.device_put(state, self._state_sharding)

@@ -198,6 +198,28 @@ def test_encode_tile_codes_see_only_their_tile(tile):
         VQGANConfig(**{**TINY.__dict__, "encode_tile": -1})
 
 
+def test_decode_tile_pixels_come_from_their_own_codes_alone():
+    """decode_tile=1: each code decodes to its f x f pixels on its own, as a 1x1 grid
+    through the same decoder; changing other codes leaves them alone. Mutation caught:
+    ``_from_tiles`` with the tile axes in the wrong order."""
+    config = VQGANConfig(**{**TINY.__dict__, "decode_tile": 1})
+    model = nnx.jit(lambda: VQGAN(config, rngs=nnx.Rngs(0)))()
+    f = config.downsample_factor
+    codes = jax.random.randint(jax.random.key(3), (2, 32 // f, 32 // f), 0, config.n_embed)
+    pixels = np.asarray(model.decode(codes))
+    for i in (0, 32 // f - 1):
+        for j in (0, 1):
+            alone = model.decode_latents(model.embed_codes(codes[:, i : i + 1, j : j + 1]))
+            np.testing.assert_allclose(
+                pixels[:, i * f : (i + 1) * f, j * f : (j + 1) * f], np.asarray(alone),
+                rtol=1e-5, atol=1e-5,
+            )  # fmt: skip
+    other = codes.at[:, 1:].set((codes[:, 1:] + 1) % config.n_embed)
+    np.testing.assert_array_equal(np.asarray(model.decode(other))[:, :f], pixels[:, :f])
+    with pytest.raises(ValueError, match="decode_tile"):
+        VQGANConfig(**{**TINY.__dict__, "decode_tile": -1})
+
+
 def test_padded_3x3_conv_on_a_1x1_map_reads_only_its_centre_tap():
     from liquid_jax.models.vqgan_blocks import TamingConv, conv
 
