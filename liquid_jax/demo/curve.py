@@ -6,7 +6,7 @@ and test images (greedy I2T, parsed), so the report shows the model learning to 
 and to read, next to its loss curves. Every checkpoint has the same shapes, so the
 sampler compiles once.
 
-    curve = learning_curve(config, paths, probe, prompts, targets, images, truth)
+    curve = learning_curve(config, paths, probe, prompts, images, truth)
     -> [{"step": 84, "t2i_color_acc": ..., "i2t_color_acc": ...}, ...]
 """
 
@@ -30,11 +30,11 @@ def checkpoint_steps(workdir: str) -> list[int]:
     return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
 
 
-def learning_curve(config, paths, probe, prompts, targets, images, truth) -> list[dict]:
+def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
     """Scores every kept Liquid checkpoint; writes ``report/learning_curve.json``.
 
-    prompts: T2I captions with ``targets`` (parse_caption form); images: uint8[N, S, S, 3]
-    with ``truth`` (canonical scenes) for I2T.
+    prompts: the captions of ``images`` (uint8[N, S, S, 3]); truth: their scenes in
+    canonical form (``scene_attributes``), what T2I samples and I2T captions must show.
     """
     from liquid_jax.export import load_vqgan
     from liquid_jax.sample.api import Sampler
@@ -51,7 +51,7 @@ def learning_curve(config, paths, probe, prompts, targets, images, truth) -> lis
             sampler.decoder.set_weights(model)
         result = sampler.t2i(prompts, cfg_scale=e.cfg_scale, temperature=e.temperature,
                              top_k=e.top_k, top_p=e.top_p, seed=config.seed)  # fmt: skip
-        t2i = score_images(probe.predict(result.images), targets)
+        t2i = score_images(probe.predict(result.images), truth)
         captions = sampler.i2t(list(images), max_new_tokens=e.max_caption_tokens)
         i2t = score_captions(captions, truth)
         row = {"step": int(step)}

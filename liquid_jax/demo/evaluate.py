@@ -164,10 +164,9 @@ def run_eval(config, paths: Paths) -> dict:
     # The learning curve first: it reads the kept checkpoints, the last being the final
     # model that the rest of this stage judges at full size.
     single_ids, _ = _by_count(list(range(len(records))), truth)
-    curve_ids = single_ids[: e.get("curve_items", 32)]
-    curve = learning_curve(config, paths, probe, [records[i]["caption"] for i in curve_ids],
-                           [truth[i] for i in curve_ids], images[curve_ids],
-                           [truth[i] for i in curve_ids])  # fmt: skip
+    ids = single_ids[: e.curve_items]
+    curve = learning_curve(config, paths, probe, [records[i]["caption"] for i in ids],
+                           images[ids], [truth[i] for i in ids])  # fmt: skip
     plot_curve(curve, paths.report)
 
     sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
