@@ -22,6 +22,7 @@ import os
 import ml_collections
 
 from liquid_jax.config_utils import parse_arg
+from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
 
 
 def _vqgan_shapes(arg: str) -> ml_collections.ConfigDict:
@@ -51,7 +52,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.shapes_world.num_test = 32 if runlocal else 200
     c.shapes_world.image_size = vq_train.data.image_size
     c.shapes_world.seed = 0
-    for key in ("textures", "grain", "backgrounds", "layout", "holdout", "p_two"):  # the style
+    for key in STYLE_DEFAULTS:  # the world's style, as the VQGAN config sets it
         c.shapes_world[key] = vq_train.data[key]
 
     # Which VQGAN: exactly one of path (a taming/Chameleon checkpoint: directory, .yaml,

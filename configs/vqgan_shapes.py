@@ -35,7 +35,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.grain = 2.0
     # The rest of the world's style (liquid_jax.data.shapes_scene.STYLE_DEFAULTS).
     c.data.backgrounds = ("dark", "gray", "light")
-    c.data.layout = "jitter"  # or "grid": every shape exactly on its anchor
+    c.data.layout = "jitter"  # "anchor": every shape exactly on it; "grid": 3 x 3 cells
     c.data.holdout = 0.0  # fraction of attribute combinations only the test split draws
     c.data.p_two = 0.5  # fraction of two-shape scenes
 

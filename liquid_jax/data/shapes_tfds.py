@@ -102,8 +102,8 @@ def world_style_params(**style) -> dict:
 class ShapesWorld(_ShapesBuilder):
     """Captioned images of the shapes world (see ``liquid_jax.data.shapes_scene``).
 
-    The style (``textures``, ``grain``, ``backgrounds``, ``layout``, ``holdout``) joins
-    the metadata.
+    The style (``shapes_scene.STYLE_DEFAULTS``: ``textures``, ``grain``, ``backgrounds``,
+    ``layout``, ``holdout``, ``p_two``) joins the metadata.
     """
 
     def __init__(self, *, textures=TEXTURES, grain: float = GRAIN, **kwargs):

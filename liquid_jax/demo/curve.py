@@ -21,15 +21,6 @@ from absl import logging
 from liquid_jax.evals.scoring import score_captions, score_images
 
 
-def checkpoint_steps(workdir: str) -> list[int]:
-    """The steps of the complete checkpoints kept in a train workdir, ascending (a save
-    in progress lives under a temporary name, not its step alone)."""
-    from liquid_jax.train.checkpoint import CHECKPOINT_DIR
-
-    directory = os.path.join(workdir, CHECKPOINT_DIR)
-    return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
-
-
 def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
     """Scores every kept Liquid checkpoint; writes ``report/learning_curve.json``.
 
@@ -38,10 +29,11 @@ def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
     """
     from liquid_jax.export import load_vqgan
     from liquid_jax.sample.api import Sampler
+    from liquid_jax.train.checkpoint import complete_steps
     from liquid_jax.train.trained_model import load_trained_model
 
     e, rows, sampler = config.eval, [], None
-    for step in checkpoint_steps(paths.liquid):
+    for step in complete_steps(paths.liquid):
         t = time.perf_counter()
         model, layout, tokenizer, _ = load_trained_model(paths.liquid, step=step)
         if sampler is None:

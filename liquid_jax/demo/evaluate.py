@@ -53,28 +53,24 @@ def _truth(records: list[dict]) -> list[dict]:
     return [scene_attributes(Scene.from_dict(r["attributes"])) for r in records]
 
 
-def _by_count(items: list, truth: list[dict]) -> tuple[list, list]:
-    """``items`` split into those of single-shape scenes and those of two-shape scenes."""
-    single = [x for x, t in zip(items, truth, strict=True) if len(t["shapes"]) == 1]
-    pair = [x for x, t in zip(items, truth, strict=True) if len(t["shapes"]) > 1]
-    return single, pair
+def _split_ids(truth: list[dict]) -> tuple[list[int], list[int]]:
+    """Indices of the single-shape scenes in ``truth`` and of the two-shape ones."""
+    single = [i for i, t in enumerate(truth) if len(t["shapes"]) == 1]
+    return single, [i for i, t in enumerate(truth) if len(t["shapes"]) > 1]
 
 
 def _scored(score_fn, outputs, targets: list[dict]) -> tuple[dict, dict]:
     """(single-shape scores, two-shape scores) of ``score_fn(outputs, targets)``; outputs
     is a list (captions) or a dict of per-image arrays (probe predictions)."""
-    index = list(range(len(targets)))
-    single, pair = _by_count(index, targets)
 
     def pick(ids):
         if isinstance(outputs, dict):
             return {k: v[ids] for k, v in outputs.items()}
         return [outputs[i] for i in ids]
 
-    out = []
-    for ids in (single, pair):
-        out.append(score_fn(pick(ids), [targets[i] for i in ids]) if ids else {})
-    return out[0], out[1]
+    single, pair = (score_fn(pick(ids), [targets[i] for i in ids]) if ids else {}
+                    for ids in _split_ids(targets))  # fmt: skip
+    return single, pair
 
 
 def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
@@ -163,8 +159,7 @@ def run_eval(config, paths: Paths) -> dict:
 
     # The learning curve first: it reads the kept checkpoints, the last being the final
     # model that the rest of this stage judges at full size.
-    single_ids, _ = _by_count(list(range(len(records))), truth)
-    ids = single_ids[: e.curve_items]
+    ids = _split_ids(truth)[0][: e.curve_items]
     curve = learning_curve(config, paths, probe, [records[i]["caption"] for i in ids],
                            images[ids], [truth[i] for i in ids])  # fmt: skip
     plot_curve(curve, paths.report)
@@ -199,14 +194,15 @@ def run_eval(config, paths: Paths) -> dict:
     # Pictures and the raw samples for the report: single-shape prompts first, then the
     # two-shape ones, each grid with rows real / CFG / no CFG.
     k = e.grid_rows
-    for kind, ids in zip(("", "_pair"), _by_count(list(range(len(prompts))), truth)):
+    prompt_ids = _split_ids(truth[: len(prompts)])
+    for kind, ids in zip(("", "_pair"), prompt_ids):
         ids = ids[:k]
         if ids:
             visuals.rows_grid([images[ids], t2i["cfg"][0][ids], t2i["nocfg"][0][ids]],
                               os.path.join(paths.report, f"t2i{kind}_grid.png"))  # fmt: skip
-    i2t_single, _ = _by_count(list(range(len(captions))), truth[: e.num_images])
+    i2t_single, _ = _split_ids(truth[: e.num_images])
     visuals.rows_grid([i2t_images[i2t_single[:k]]], os.path.join(paths.report, "i2t_grid.png"))
-    single_prompts, pair_prompts = _by_count(prompts, truth[: len(prompts)])
+    single_prompts, pair_prompts = ([prompts[i] for i in ids] for ids in prompt_ids)
     samples = {
         "t2i_prompts": single_prompts,
         "t2i_pair_prompts": pair_prompts,

@@ -135,6 +135,16 @@ class Checkpointer:
         self._manager.close()
 
 
+def complete_steps(workdir: str) -> list[int]:
+    """The steps of the finalised checkpoints in a run directory, ascending: the
+    directories named by their step alone (a save in progress lives under a temporary
+    name). Reads the directory only, no Orbax manager."""
+    directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
+    if not fileio.isdir(directory):
+        return []
+    return sorted(int(d) for d in fileio.listdir(directory) if d.isdigit())
+
+
 def restore_subtree(workdir: str, key: str, abstract: Any, step: int | None = None):
     """Reads only ``state[key]`` of a checkpoint (e.g. the model without the optimizer's
     moments): ``(step, tree)``. ``abstract`` gives the subtree's structure, dtypes and
@@ -143,13 +153,10 @@ def restore_subtree(workdir: str, key: str, abstract: Any, step: int | None = No
 
     directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
     if step is None:
-        # Finalised checkpoints are the directories named by their step alone (a save
-        # in progress lives under a temporary name).
-        done = [int(d) for d in fileio.listdir(directory) if d.isdigit()] if fileio.isdir(
-            directory) else []  # fmt: skip
+        done = complete_steps(workdir)
         if not done:
             raise FileNotFoundError(f"no complete checkpoint in {directory}")
-        step = max(done)
+        step = done[-1]
     path = fileio.join(directory, str(step), "state")
     target = {key: abstract}
     args = ocp.args.PyTreeRestore(
