@@ -40,6 +40,12 @@ flags.DEFINE_integer("max_new_tokens", None, "sample i2t/text: tokens to generat
 flags.DEFINE_float("temperature", None, "sample: temperature (t2i 0.99; i2t/text greedy).")
 flags.DEFINE_integer("top_k", None, "sample: top-k (t2i 4096; text off).")
 flags.DEFINE_float("top_p", None, "sample: top-p (t2i 0.96; text off).")
+flags.DEFINE_float(
+    "cfg_min_p",
+    0.0,
+    "sample: t2i guidance only among codes of conditional probability >= this times the "
+    "best one's (0: plain guidance, the reference).",
+)
 flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
@@ -117,6 +123,7 @@ def _sample() -> None:
         temperature=FLAGS.temperature,
         top_k=FLAGS.top_k,
         top_p=FLAGS.top_p,
+        cfg_min_p=FLAGS.cfg_min_p,
         chat=FLAGS.chat,
         size_prefix=FLAGS.size_prefix,
         batch_size=FLAGS.sample_batch,

@@ -42,7 +42,8 @@ def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
         else:  # same shapes: the loops compiled for the first checkpoint serve them all
             sampler.decoder.set_weights(model)
         result = sampler.t2i(prompts, cfg_scale=e.cfg_scale, temperature=e.temperature,
-                             top_k=e.top_k, top_p=e.top_p, seed=config.seed)  # fmt: skip
+                             top_k=e.top_k, top_p=e.top_p, cfg_min_p=e.cfg_min_p,
+                             seed=config.seed)  # fmt: skip
         t2i = score_images(probe.predict(result.images), truth)
         captions = sampler.i2t(list(images), max_new_tokens=e.max_caption_tokens)
         i2t = score_captions(captions, truth)

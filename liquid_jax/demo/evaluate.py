@@ -111,6 +111,7 @@ def _t2i(config, sampler, probe, prompts: list[str]):
             temperature=e.temperature,
             top_k=e.top_k,
             top_p=e.top_p,
+            cfg_min_p=e.cfg_min_p,
             seed=config.seed,
             progress=_progress(f"T2I {name}"),
         )
@@ -236,6 +237,7 @@ def run_eval(config, paths: Paths) -> dict:
         "text_ppl_base": ppl["base"]["ppl"],
         "text_ppl_liquid": ppl["liquid"]["ppl"],
         "t2i_cfg_scale": e.cfg_scale,
+        "t2i_cfg_min_p": e.cfg_min_p,
         "t2i_num_prompts": len(single_prompts),
         "t2i_num_pair_prompts": len(pair_prompts),
         "t2i_prompts_seen_in_train_frac": float(np.mean([p in train_captions for p in prompts])),

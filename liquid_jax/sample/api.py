@@ -132,6 +132,7 @@ class Sampler:
         temperature: float = t2i_lib.TEMPERATURE,
         top_k: int = t2i_lib.TOP_K,
         top_p: float = t2i_lib.TOP_P,
+        cfg_min_p: float = 0.0,
         seed: int = 0,
         instruction: str = t2i_lib.INSTRUCTION,
         batch_size: int | None = None,
@@ -144,6 +145,8 @@ class Sampler:
         ``grid``: (h, w) codes, "HxW" or N (default ``default_grid()``); the images are
         ``h*f x w*f`` pixels. Defaults are Liquid's: guidance 7, temperature 0.99, top-k
         4096 (clamped to the codebook), top-p 0.96. ``cfg_scale`` None or 1: no guidance.
+        ``cfg_min_p`` > 0: guidance only among codes the conditional branch finds
+        plausible (``filters.guide``); 0 is the reference's plain guidance.
         """
         prompts = check_text(prompts, "t2i")
         if int(num_samples) < 1:
@@ -174,6 +177,7 @@ class Sampler:
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
+            cfg_min_p=cfg_min_p,
         )
         rows = [rows for rows in per_prompt for _ in range(int(num_samples))]
         ids = np.arange(len(rows))

@@ -116,6 +116,7 @@ def run_sample(
     temperature: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
+    cfg_min_p: float = 0.0,
     chat: bool = False,
     size_prefix: bool = False,
     batch_size: int = 8,
@@ -146,7 +147,7 @@ def run_sample(
     os.makedirs(out, exist_ok=True)
     if task == "t2i":
         settings = dict(num_samples=num_samples, grid=grid, cfg_scale=cfg, seed=seed, chunk=chunk)
-        settings.update(temperature=temperature, top_k=top_k, top_p=top_p)
+        settings.update(temperature=temperature, top_k=top_k, top_p=top_p, cfg_min_p=cfg_min_p)
         return _t2i(sampler, out, prompts, **settings)
     t0 = time.perf_counter()
     new = max_new_tokens or text_lib.MAX_NEW_TOKENS
@@ -213,6 +214,7 @@ def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
                 prompt=caption,
                 seed=seed,
                 cfg=cfg,
+                cfg_min_p=settings["cfg_min_p"],
                 file=path,
                 grid=list(result.codes.shape[1:]),
             )

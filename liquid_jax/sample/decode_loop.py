@@ -93,11 +93,12 @@ class SamplingParams:
     temperature: jax.Array
     top_p: jax.Array
     cfg_scale: jax.Array
+    cfg_min_p: jax.Array  # filters.guide's min_p (0: plain guidance)
 
     @classmethod
-    def of(cls, temperature=1.0, top_p=1.0, cfg_scale=1.0) -> SamplingParams:
+    def of(cls, temperature=1.0, top_p=1.0, cfg_scale=1.0, cfg_min_p=0.0) -> SamplingParams:
         f = lambda x: np.float32(x)
-        return cls(f(temperature), f(top_p), f(cfg_scale))
+        return cls(f(temperature), f(top_p), f(cfg_scale), f(cfg_min_p))
 
 
 @struct.dataclass
@@ -140,7 +141,7 @@ def _choose(spec: DecodeSpec, params: SamplingParams, logits_rn, keys_b, step):
     logits = logits_rn.astype(jnp.float32)
     if spec.cfg:
         pairs = logits.reshape(-1, 2, hi - lo)
-        logits = guide(pairs[:, 0], pairs[:, 1], params.cfg_scale)
+        logits = guide(pairs[:, 0], pairs[:, 1], params.cfg_scale, params.cfg_min_p)
     step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys_b, step)
     index = draw(
         step_keys,

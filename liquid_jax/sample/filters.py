@@ -87,9 +87,20 @@ def top_p_filter(logits: jax.Array, top_p) -> jax.Array:
     return jnp.where(keep, logits, -jnp.inf)
 
 
-def guide(cond: jax.Array, uncond: jax.Array, scale) -> jax.Array:
-    """Classifier-free guidance: ``uncond + scale * (cond - uncond)`` (float[..., V])."""
-    return uncond + jnp.asarray(scale, jnp.float32) * (cond - uncond)
+def guide(cond: jax.Array, uncond: jax.Array, scale, min_p=0.0) -> jax.Array:
+    """Classifier-free guidance: ``uncond + scale * (cond - uncond)`` (float[..., V]).
+
+    ``min_p`` > 0 keeps guidance among the tokens the conditional branch finds plausible:
+    a token whose conditional probability is below ``min_p`` times that of the
+    conditional's best token becomes -inf. Where both branches give a token almost no
+    probability but the unconditional one gives it far less, ``cond - uncond`` is large
+    and plain guidance lifts an implausible token to the top; the filter stops that.
+    ``min_p`` 0 (the reference) changes nothing.
+    """
+    guided = uncond + jnp.asarray(scale, jnp.float32) * (cond - uncond)
+    # p_c(t) / max p_c < min_p  <=>  cond_t < max(cond) + log(min_p); log(0) = -inf.
+    floor = jnp.max(cond, axis=-1, keepdims=True) + jnp.log(jnp.asarray(min_p, jnp.float32))
+    return jnp.where(cond < floor, -jnp.inf, guided)
 
 
 def draw(

@@ -87,15 +87,20 @@ def t2i_decode_spec(
     temperature: float = TEMPERATURE,
     top_k: int = TOP_K,
     top_p: float = TOP_P,
+    cfg_min_p: float = 0.0,
 ) -> tuple[DecodeSpec, SamplingParams]:
     """The loop for one image of ``grid`` codes; top-k is clamped to the codebook size.
 
-    ``temperature <= 0`` decodes greedily (the reference always samples).
+    ``temperature <= 0`` decodes greedily (the reference always samples). ``cfg_min_p``:
+    guidance only among codes of conditional probability >= ``cfg_min_p`` times the
+    best one's (``filters.guide``; 0, the reference: every code).
     """
     if layout.num_image_codes < 1:
         raise ValueError("t2i: the vocabulary layout has no image codes")
     if not 0.0 < float(top_p) <= 1.0:
         raise ValueError(f"t2i: top_p={top_p} must be in (0, 1]")
+    if not 0.0 <= float(cfg_min_p) < 1.0:
+        raise ValueError(f"t2i: cfg_min_p={cfg_min_p} must be in [0, 1)")
     lo = layout.image_offset
     top_k = min(int(top_k), layout.num_image_codes) if top_k and top_k > 0 else 0
     spec = DecodeSpec(
@@ -109,7 +114,7 @@ def t2i_decode_spec(
         pad_id=layout.pad_id,
     )
     scale = 1.0 if cfg_scale is None else float(cfg_scale)
-    return spec, SamplingParams.of(max(float(temperature), 0.0), top_p, scale)
+    return spec, SamplingParams.of(max(float(temperature), 0.0), top_p, scale, cfg_min_p)
 
 
 def codes_from_tokens(layout: VocabLayout, tokens: np.ndarray, grid: tuple[int, int]):

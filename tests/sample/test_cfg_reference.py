@@ -11,7 +11,8 @@ Mutations tried:
   (``last = jnp.stack([token_b, ds.last[1::2]], 1).reshape(-1)``): all three fail;
 - ``decode_loop._choose`` with the pair order swapped (``guide(pairs[:, 1], pairs[:, 0],
   ...)``): all three fail;
-- ``filters.guide`` returning ``cond + scale * (cond - uncond)``: the s = 0 case fails.
+- ``filters.guide`` returning ``cond + scale * (cond - uncond)``: the s = 0 case fails;
+- ``decode_loop._choose`` dropping ``params.cfg_min_p``: the min_p case fails.
 """
 
 import jax.numpy as jnp
@@ -30,10 +31,11 @@ GRID = (2, 3)
 LO, HI = TEXT_VOCAB, TEXT_VOCAB + NUM_CODES
 
 
-def reference_cfg_greedy(model, cond, uncond, num_new, scale):
+def reference_cfg_greedy(model, cond, uncond, num_new, scale, min_p=0.0):
     """int32[num_new] image token ids: one full forward per token over both prompts,
     each starting at column 0 of a fixed buffer (causal, so the unused tail never
-    affects the logits read at a prompt's last real token)."""
+    affects the logits read at a prompt's last real token). ``min_p``: codes whose
+    conditional probability is below ``min_p`` times the best one's are not taken."""
     forward = nnx.jit(lambda m, t: m(t))
     lengths = [len(cond), len(uncond)]
     buf = np.zeros((2, max(lengths) + num_new), np.int32)
@@ -42,7 +44,9 @@ def reference_cfg_greedy(model, cond, uncond, num_new, scale):
     for _ in range(num_new):
         logits = np.asarray(forward(model, jnp.asarray(buf)))
         c, u = (logits[r, lengths[r] - 1, LO:HI] for r in range(2))
-        token = LO + int(np.argmax(u + scale * (c - u)))
+        guided = u + scale * (c - u)
+        guided[np.exp(c - c.max()) < min_p] = -np.inf
+        token = LO + int(np.argmax(guided))
         out.append(token)
         for r in range(2):
             buf[r, lengths[r]] = token
@@ -58,19 +62,22 @@ def rows(assets):
     return pairs
 
 
-@pytest.mark.parametrize("scale", [3.0, 0.0])
-def test_decoder_cfg_equals_the_reference(assets, sampler, rows, scale):
-    """Guided greedy decoding equals the reference at s = 3 and at s = 0, where the
-    unconditional rows alone decide (so they must be fed the drawn tokens too)."""
+@pytest.mark.parametrize("scale,min_p", [(3.0, 0.0), (0.0, 0.0), (8.0, 0.5)])
+def test_decoder_cfg_equals_the_reference(assets, sampler, rows, scale, min_p):
+    """Guided greedy decoding equals the reference at s = 3, at s = 0, where the
+    unconditional rows alone decide (so they must be fed the drawn tokens too), and with
+    guidance kept among the codes the conditional branch finds plausible."""
     model, layout, _, _, _ = assets
     n = GRID[0] * GRID[1]
     spec = DecodeSpec(n, (LO, HI), greedy=True, cfg=True, pad_id=layout.pad_id)
     batch = left_pad([r for pair in rows for r in pair], layout.pad_id)
-    out = sampler.decoder.generate(batch, np.arange(2), 0, spec, SamplingParams.of(0, 1, scale))
+    params = SamplingParams.of(0, 1, scale, min_p)
+    out = sampler.decoder.generate(batch, np.arange(2), 0, spec, params)
     for i, (cond, uncond) in enumerate(rows):
-        np.testing.assert_array_equal(
-            out.tokens[i], reference_cfg_greedy(model, cond, uncond, n, scale)
-        )
+        want = reference_cfg_greedy(model, cond, uncond, n, scale, min_p)
+        np.testing.assert_array_equal(out.tokens[i], want)
+        if min_p:  # the filter changes what plain guidance would draw here
+            assert not np.array_equal(want, reference_cfg_greedy(model, cond, uncond, n, scale))
 
 
 def test_sampler_t2i_greedy_cfg_equals_the_reference(assets, sampler, rows):

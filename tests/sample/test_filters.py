@@ -88,6 +88,18 @@ def test_guidance_at_scale_one_is_the_conditional_distribution():
     )
 
 
+@pytest.mark.parametrize("min_p", [0.0, 0.05, 0.5])
+def test_guidance_min_p_drops_what_the_conditional_finds_implausible(min_p):
+    """NumPy: guided logits, with -inf where p_cond < min_p * max p_cond."""
+    cond, uncond = _logits(4), _logits(5)
+    want = uncond + 3 * (cond - uncond)
+    p_cond = np.exp(cond - cond.max(-1, keepdims=True))  # p / max p
+    want[p_cond < min_p] = -np.inf
+    got = np.asarray(guide(jnp.asarray(cond), jnp.asarray(uncond), 3.0, min_p))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert np.isinf(got).any() == (min_p > 0)  # the filter acts on these logits
+
+
 def test_draw_follows_the_filtered_distribution():
     """Empirical frequencies of many draws match softmax(top_p(top_k(logits / t)))."""
     logits = _logits(3, shape=(1, 12), scale=1.0)
