@@ -133,7 +133,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # 5. Liquid: the imported base on text + T2I + I2T. Image-text records 3 : 1 to text
     #    and 30% of them I2T (the paper: 1 : 1 and 20%): I2T binds words to codes only
     #    with enough I2T examples, and text perplexity still falls (docs/demo.md).
-    c.liquid = _llm(runlocal, steps=20 if runlocal else 640, lr=4e-3)
+    c.liquid = _llm(runlocal, steps=20 if runlocal else 700, lr=4e-3)
     c.liquid.data.text_weight = 1.0
     c.liquid.data.image_text_weight = 3.0
     c.liquid.data.t2i_fraction = 0.7
