@@ -167,6 +167,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Planned seconds per stage on a 2-core CPU (ETA lines only).
     c.budget_s = ml_collections.ConfigDict(
         {"world": 8, "vqgan": 290, "codes": 40, "base_lm": 60, "import": 1,
-         "liquid": 430, "eval": 55, "export": 2, "report": 2}
+         "liquid": 450, "eval": 55, "export": 2, "report": 2}
     )  # fmt: skip
     return c
