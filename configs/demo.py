@@ -10,8 +10,8 @@ its anchor) -> VQGAN (downsample 4: an 8x8 grid of 64 codes, each its own 4x4 pi
 codes -> a text-only base LM, exported to HF and imported back with the image codes
 (mean resizing) -> Liquid training on text + T2I + I2T -> evals -> HF + taming export ->
 report. ``budget_s`` is each stage's measured time on a 2-core CPU (it drives the ETA
-lines; the target is 15 minutes in all). ``runlocal`` shrinks everything to a CI-sized run;
-``long`` triples every stage's training steps.
+lines; the target is 15 minutes in all). ``runlocal`` shrinks everything to a CI-sized
+run; ``long`` triples every stage's training steps.
 """
 
 import importlib.util
@@ -159,18 +159,16 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.grid_rows = 8
     c.eval.curve_items = 8 if runlocal else 32  # single-shape test items per curve point
 
-    if args.long:  # the same recipe with 3x the training steps of every stage
-        for section in (c.vqgan, c.base, c.liquid):
-            section.total_steps *= 3
-        c.vqgan.eval_every_steps = c.vqgan.total_steps
-
     # Planned seconds per stage on a 2-core CPU (ETA lines only): a fresh clone measured
     # alone on 2026-12-03 (README "Demo results").
     c.budget_s = ml_collections.ConfigDict(
         {"world": 6, "vqgan": 295, "codes": 40, "base_lm": 65, "import": 1,
          "liquid": 510, "eval": 55, "export": 2, "report": 2}
     )  # fmt: skip
-    if args.long:
-        for stage in ("vqgan", "base_lm", "liquid"):
+
+    if args.long:  # the same recipe with 3x the training steps (and time) of every stage
+        for section, stage in ((c.vqgan, "vqgan"), (c.base, "base_lm"), (c.liquid, "liquid")):
+            section.total_steps *= 3
             c.budget_s[stage] *= 3
+        c.vqgan.eval_every_steps = c.vqgan.total_steps
     return c
