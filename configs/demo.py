@@ -82,25 +82,31 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.world.textures = ("plain",)
     c.world.grain = 0.0
     c.world.backgrounds = ("gray",)
-    # Every shape exactly on its anchor, on the code grid: a shape of one colour, kind and
-    # size is always the same codes (2x2 for a small one, 4x4 for a large one), wherever
-    # it stands, so the codes say colour, kind and size, and the LM learns where from the
-    # position words alone (shapes_scene: the "anchor" layout).
+    # Every shape exactly on its anchor: a shape of one colour, kind and size is always
+    # the same codes wherever it stands, so the codes say colour, kind and size, and the
+    # LM learns where from the position words alone (shapes_scene: the "anchor" layout).
     c.world.layout = "anchor"
     # 15% of the (colour, kind, size, position) combinations appear only in the test
     # split: every test caption and image is a combination never trained on.
     c.world.holdout = 0.15
     c.world.p_two = 0.25
+    # Small shapes 12 px wide (large ones 16): at 8 px a reconstructed small star, cross or
+    # circle blurs into a blob of another kind (shape 0.70 on reconstructions of small
+    # shapes against 0.95 at 12 px, docs/demo.md).
+    c.world.small_extent = 0.375
 
     # 2. The VQGAN (configs/vqgan_shapes.py, trained on the world's train images).
     c.vqgan = _sibling("vqgan_shapes", "runlocal" if runlocal else "")
     c.vqgan.data.num_train = c.world.num_train
     c.vqgan.data.num_val = c.world.num_val
     if not runlocal:
-        c.vqgan.total_steps = 450
-        c.vqgan.batch_size = 16
-        c.vqgan.eval_every_steps = 450
-        c.vqgan.checkpoint_every_steps = 100
+        # Many small steps: 4 images a step learn more per image than 16 (shape 0.84 on
+        # reconstructions after 1800 steps of 4, 0.75 after 450 of 16; docs/demo.md), and
+        # a step encodes only its batch's distinct tiles (vqgan_tiles).
+        c.vqgan.total_steps = 2400
+        c.vqgan.batch_size = 4
+        c.vqgan.eval_every_steps = 2400
+        c.vqgan.checkpoint_every_steps = 400
         c.vqgan.model.update(ch=32, z_channels=32, embed_dim=32, n_embed=512)
         # Plain reconstruction training (no GAN) learns faster with Adam's usual betas
         # than with taming's GAN betas (0.5, 0.9): +0.8 dB at 400 steps here. The last
@@ -162,8 +168,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Planned seconds per stage on a 2-core CPU (ETA lines only): a fresh clone measured
     # alone on 2026-12-03 (README "Demo results").
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 6, "vqgan": 295, "codes": 40, "base_lm": 65, "import": 1,
-         "liquid": 510, "eval": 55, "export": 2, "report": 2}
+        {"world": 9, "vqgan": 340, "codes": 14, "base_lm": 71, "import": 1,
+         "liquid": 472, "eval": 62, "export": 2, "report": 2}
     )  # fmt: skip
 
     if args.long:  # the same recipe with 3x the training steps (and time) of every stage

@@ -37,6 +37,7 @@ from liquid_jax.data.images import (
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy, TooManySkipsError
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_apply import make_encode_fn
+from liquid_jax.models.vqgan_tiles import from_tiles, to_tiles
 from liquid_jax.parallel.host_batch import batch_sharding, host_local_to_global
 
 MANIFEST_FILE = "manifest.json"
@@ -187,6 +188,9 @@ class SplitEncoder:
         if self.nproc == 1:
             state = jax.device_put(state, NamedSharding(mesh, P()))
         self.state, self.encode_fn = state, make_encode_fn(graphdef, mesh)
+        # A tile-local encoder: each distinct tile of a chunk is encoded once (one process).
+        tile = model.config.encode_tile
+        self.tile_px = tile * f if tile and self.nproc == 1 else 0
 
     def prefix(self, chunk: int) -> str:
         return f"chunk{chunk:06d}-host{self.proc:03d}of{self.nproc:03d}"
@@ -325,6 +329,8 @@ class SplitEncoder:
         Images are grouped by size; every process runs the same number of batches per
         size (the most any process has), padding with blank images.
         """
+        if self.tile_px:
+            return self._encode_distinct_tiles(items)
         shapes = self.pre.shapes()
         groups = {s: [] for s in shapes}
         for pos, (_, pixels) in enumerate(items):
@@ -353,6 +359,32 @@ class SplitEncoder:
                     collect()
         while inflight:
             collect()
+        return out
+
+    def _encode_distinct_tiles(self, items: list) -> list[np.ndarray]:
+        """``_encode`` for a tile-local encoder, whose codes for a tile depend on its
+        pixels alone: every distinct p x p tile of the chunk is encoded once, as a p x p
+        image, and the codes are gathered back into each image's grid."""
+        p, lb = self.tile_px, self.local_batch
+        groups = collections.defaultdict(list)
+        for pos, (_, pixels) in enumerate(items):
+            groups[pixels.shape[:2]].append(pos)
+        out: list = [None] * len(items)
+        for (h, w), positions in groups.items():
+            images = np.stack([items[pos][1] for pos in positions])
+            rows, index = np.unique(
+                to_tiles(images, p).reshape(-1, p * p * 3), axis=0, return_inverse=True
+            )
+            tiles, codes = rows.reshape(-1, p, p, 3), []
+            for i in range(0, len(tiles), lb):
+                batch = np.zeros((lb, p, p, 3), np.uint8)
+                batch[: len(tiles[i : i + lb])] = tiles[i : i + lb]
+                x = host_local_to_global(to_model_input(batch), self.mesh)
+                codes.append(np.asarray(self.encode_fn(self.state, x))[: len(tiles) - i])
+            per_tile = np.concatenate(codes)[index.reshape(-1), ..., None]  # [N*n*m, t, t, 1]
+            grids = from_tiles(per_tile, len(positions), h // p, w // p)[..., 0]
+            for pos, grid in zip(positions, grids):
+                out[pos] = grid
         return out
 
     def _manifest(

@@ -21,6 +21,7 @@ from liquid_jax.models.vqgan_blocks import conv
 from liquid_jax.models.vqgan_coders import Decoder, Encoder
 from liquid_jax.models.vqgan_config import VQGANConfig
 from liquid_jax.models.vqgan_quantizer import VectorQuantizer
+from liquid_jax.models.vqgan_tiles import from_tiles, to_tiles
 
 
 def check_image_shape(shape, config: VQGANConfig) -> None:
@@ -55,21 +56,6 @@ def check_codes(codes, config: VQGANConfig) -> None:
             f"vqgan: codes must lie in [0, {config.n_embed}) (the codebook size n_embed), "
             f"got values in [{lo}, {hi}]"
         )
-
-
-def _to_tiles(x: jax.Array, p: int) -> jax.Array:
-    """float[B, n*p, m*p, C] -> float[B*n*m, p, p, C]: each p x p tile its own image."""
-    b, height, width, c = x.shape
-    n, m = height // p, width // p
-    return x.reshape(b, n, p, m, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, p, p, c)
-
-
-def _from_tiles(tiles: jax.Array, b: int, n: int, m: int) -> jax.Array:
-    """``_to_tiles``'s inverse for tiles of any size: float[B*n*m, q, q, C] ->
-    float[B, n*q, m*q, C]."""
-    q, c = tiles.shape[1], tiles.shape[-1]
-    x = tiles.reshape(b, n, m, q, q, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, n * q, m * q, c)
 
 
 class VQGAN(nnx.Module):
@@ -112,9 +98,9 @@ class VQGAN(nnx.Module):
         if n * p != height or m * p != width:
             raise ValueError(f"vqgan: encode_tile={t} needs images whose sides are multiples of "
                              f"{p} pixels, got {height}x{width}")  # fmt: skip
-        tiles = _to_tiles(x, p)
+        tiles = to_tiles(x, p)
         z = self.quant_conv(self.encoder(tiles, deterministic=deterministic)).astype(jnp.float32)
-        return _from_tiles(z, b, n, m)
+        return from_tiles(z, b, n, m)
 
     def encode(self, images: jax.Array) -> jax.Array:
         """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f] (raster order)."""
@@ -139,8 +125,8 @@ class VQGAN(nnx.Module):
         if n * t != h_codes or m * t != w_codes:
             raise ValueError(f"vqgan: decode_tile={t} needs code grids whose sides are "
                              f"multiples of {t}, got {h_codes}x{w_codes}")  # fmt: skip
-        pixels = self.decoder(_to_tiles(h, t), deterministic=deterministic)
-        return _from_tiles(pixels.astype(jnp.float32), b, n, m)
+        pixels = self.decoder(to_tiles(h, t), deterministic=deterministic)
+        return from_tiles(pixels.astype(jnp.float32), b, n, m)
 
     def decode(self, codes: jax.Array) -> jax.Array:
         """codes: int[B, h, w] in [0, n_embed) -> images float32[B, h*f, w*f, 3], about [-1, 1].
@@ -152,16 +138,38 @@ class VQGAN(nnx.Module):
 
     # -- training -------------------------------------------------------------------
 
-    def __call__(self, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def __call__(
+        self, images: jax.Array, tiles: jax.Array | None = None, index: jax.Array | None = None
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Training forward pass with straight-through quantization.
 
-        images: float[B, H, W, 3] in [-1, 1]. Returns ``(reconstruction float32[B, H, W, 3],
-        aux)`` with ``aux``: ``codebook_loss``, ``commitment_loss`` (beta applied as
-        taming does; their sum is taming's quantizer loss), ``quantizer_loss``, ``codes``
-        int32[B, h, w] and ``latents`` float32[B, h, w, embed_dim] (pre-quantization).
-        Dropout follows the module's train/eval mode (``model.train()``/``model.eval()``).
+        images: float[B, H, W, 3] in [-1, 1]. ``tiles`` float[K, p, p, 3] and ``index``
+        int32[B, n, m] (optional; ``vqgan_tiles.distinct_tiles`` of ``images``, p =
+        encode_tile * f pixels): the same result, each distinct tile encoded once (and
+        decoded once when ``decode_tile`` equals ``encode_tile``). Returns
+        ``(reconstruction float32[B, H, W, 3], aux)`` with ``aux``: ``codebook_loss``,
+        ``commitment_loss`` (beta applied as taming does; their sum is taming's quantizer
+        loss), ``quantizer_loss``, ``codes`` int32[B, h, w] and ``latents``
+        float32[B, h, w, embed_dim] (pre-quantization). Dropout follows the module's
+        train/eval mode (``model.train()``/``model.eval()``).
         """
-        latents = self.encode_latents(images)
+        if tiles is None:
+            latents = self.encode_latents(images)
+            z_q, codes, losses = self.quantize(latents)
+            recon = self.decode_latents(z_q)
+            return recon, {**losses, "codes": codes, "latents": latents}
+        cfg, dt = self.config, self.config.compute_dtype
+        if not cfg.encode_tile:
+            raise ValueError("vqgan: distinct tiles need a tile-local encoder (encode_tile > 0)")
+        # Each distinct tile encoded once: latents float32[K, t, t, embed_dim], then
+        # scattered to the grid (the scatter's gradient sums over a tile's copies).
+        distinct = self.quant_conv(self.encoder(tiles.astype(dt))).astype(jnp.float32)
+        b, n, m = index.shape
+        latents = from_tiles(distinct[index.reshape(-1)], b, n, m)
         z_q, codes, losses = self.quantize(latents)
-        recon = self.decode_latents(z_q)
+        if cfg.decode_tile != cfg.encode_tile:
+            recon = self.decode_latents(z_q)
+        else:  # a tile-local decoder on the same tiles: each distinct tile decoded once
+            pixels = self.decoder(self.post_quant_conv(self.quantize(distinct)[0].astype(dt)))
+            recon = from_tiles(pixels.astype(jnp.float32)[index.reshape(-1)], b, n, m)
         return recon, {**losses, "codes": codes, "latents": latents}

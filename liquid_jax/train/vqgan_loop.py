@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from liquid_jax import fileio
 from liquid_jax.data.encode_vqgan import vqgan_config
@@ -25,6 +27,7 @@ from liquid_jax.data.images import to_uint8
 from liquid_jax.evals.grid import image_grid, save_png
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
+from liquid_jax.models.vqgan_tiles import distinct_tiles
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.codebook import farthest_point_codebook
@@ -192,14 +195,24 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     elif config.loss.get("codebook_init", "uniform") != "uniform":
         raise ValueError(f"loss.codebook_init={config.loss.codebook_init!r}: 'uniform' or 'data'")
     writer = MetricWriter(workdir, resume_step=start)
-    # --- compiled steps (the GAN variant only from disc_start on)
-    steps = {
-        False: jit_vqgan_step(graphdef, state, lpips_graphdef, lpips_state, loss_cfg, False, mesh)
-    }
-    if use_gan:
-        steps[True] = jit_vqgan_step(
-            graphdef, state, lpips_graphdef, lpips_state, loss_cfg, True, mesh
-        )
+    # --- compiled steps, each on first use: with the GAN (from disc_start on) or not, and
+    # with the batch's distinct tiles or not. A tile-local encoder encodes each distinct
+    # tile once (exact: a tile's latents depend on its pixels alone); a batch with more
+    # than a quarter of its tiles distinct takes the plain step. One process only: the
+    # distinct tiles are found per host.
+    compiled = {}
+
+    def step_fn(gan_on: bool, tiles: bool):
+        if (gan_on, tiles) not in compiled:
+            compiled[gan_on, tiles] = jit_vqgan_step(
+                graphdef, state, lpips_graphdef, lpips_state, loss_cfg, gan_on, mesh, tiles
+            )
+        return compiled[gan_on, tiles]
+
+    tile_px = vq_cfg.encode_tile * vq_cfg.downsample_factor if jax.process_count() == 1 else 0
+    capacity = config.batch_size * train_images[0, ..., 0].size // tile_px**2 // 4 if tile_px else 0
+    replicated = NamedSharding(mesh, P())
+    tiled_steps = 0
     # --- loop
     total = config.total_steps
     progress = Progress(total, start)
@@ -208,10 +221,15 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     with PreemptionGuard() as preempt:
         for step in range(start, total):
             local = host_batch(train_images, config.batch_size, config.seed, step)
-            batch = host_local_to_global(local, mesh)
+            batch = {"images": host_local_to_global(local, mesh)}
+            found = distinct_tiles(local, tile_px, capacity) if tile_px else None
+            if found is not None:
+                batch.update(tiles=jax.device_put(found[0], replicated),
+                             tile_index=host_local_to_global(found[1], mesh))  # fmt: skip
+                tiled_steps += 1
             gan_on = use_gan and step >= loss_cfg.disc_start
             t0 = time.perf_counter()
-            state, metrics = steps[gan_on](
+            state, metrics = step_fn(gan_on, found is not None)(
                 state, lpips_state, batch, jax.random.fold_in(base_key, step)
             )
             done = step + 1
@@ -237,4 +255,7 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
                 break
     ckpt.close()
     writer.close()
+    if tile_px:
+        logging.info("vqgan: %d of %d steps encoded only their batch's distinct tiles",
+                     tiled_steps, total - start)  # fmt: skip
     return final

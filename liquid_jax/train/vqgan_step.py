@@ -1,8 +1,10 @@
 """The pure, jitted VQGAN training step: generator, discriminator and codebook upkeep.
 
-``make_vqgan_step`` returns ``step(state, lpips_state, images, key) -> (state, metrics)``,
+``make_vqgan_step`` returns ``step(state, lpips_state, batch, key) -> (state, metrics)``,
 a pure function of NNX state compiled with explicit shardings (state replicated, images
-split over the batch axes) and the state buffers donated.
+split over the batch axes) and the state buffers donated. ``batch`` holds ``images``
+float[B, H, W, 3] and, for a tile-local encoder, optionally the batch's distinct tiles
+(``tiles`` float[K, p, p, 3], ``tile_index`` int32[B, n, m]; ``vqgan_tiles``).
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ def _last_layer(grads) -> jax.Array:
     return grads["decoder"]["conv_out"]["kernel"][...]
 
 
-def _generator_losses(model, lpips, disc, images, cfg: VQGANLossConfig, use_gan: bool):
+def _generator_losses(model, lpips, disc, batch, cfg: VQGANLossConfig, use_gan: bool):
     """Returns ((main loss, gan loss), aux) for one batch."""
-    recon, aux = model(images)
+    images = batch["images"]
+    recon, aux = model(images, batch.get("tiles"), batch.get("tile_index"))
     nll = reconstruction_loss(images, recon, cfg.l1_weight, cfg.l2_weight)
     if lpips is not None and cfg.perceptual_weight > 0:
         nll = nll + cfg.perceptual_weight * jnp.mean(lpips(images, recon))
@@ -94,16 +97,17 @@ def _generator_losses(model, lpips, disc, images, cfg: VQGANLossConfig, use_gan:
 def make_vqgan_step(graphdef, lpips_graphdef, cfg: VQGANLossConfig, use_gan: bool):
     """The un-jitted pure step; ``jit_vqgan_step`` compiles it for a mesh."""
 
-    def step(state, lpips_state, images, key):
+    def step(state, lpips_state, batch, key):
         ts: VQGANTrainState = nnx.merge(graphdef, state)
         lpips = nnx.merge(lpips_graphdef, lpips_state) if lpips_graphdef is not None else None
         gdef, params, rest = nnx.split(ts.model, nnx.Param, ...)
 
         def losses(p):
             model = nnx.merge(gdef, p, rest)
-            return _generator_losses(model, lpips, ts.disc, images, cfg, use_gan)
+            return _generator_losses(model, lpips, ts.disc, batch, cfg, use_gan)
 
         (main, g_loss), vjp_fn, (recon, aux, nll, q_loss) = jax.vjp(losses, params, has_aux=True)
+        images = batch["images"]
         one, zero = jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32)
         grads = vjp_fn((one, zero))[0]
         metrics = {"loss": main, "nll": nll, "q_loss": q_loss}
@@ -138,15 +142,20 @@ def make_vqgan_step(graphdef, lpips_graphdef, cfg: VQGANLossConfig, use_gan: boo
     return step
 
 
-def jit_vqgan_step(graphdef, state, lpips_graphdef, lpips_state, cfg, use_gan, mesh: Mesh):
-    """Compiles the step for ``mesh``: state replicated and donated, images batch-sharded."""
+def jit_vqgan_step(
+    graphdef, state, lpips_graphdef, lpips_state, cfg, use_gan, mesh: Mesh, tiles: bool = False
+):
+    """Compiles the step for ``mesh``: state replicated and donated, images batch-sharded;
+    with ``tiles`` the batch also carries its distinct tiles (replicated) and their index."""
     replicated = NamedSharding(mesh, P())
     state_sh = jax.tree.map(lambda _: replicated, state)
     lpips_sh = jax.tree.map(lambda _: replicated, lpips_state)
-    images_sh = batch_sharding(mesh, 4)
+    batch_sh = {"images": batch_sharding(mesh, 4)}
+    if tiles:
+        batch_sh.update(tiles=replicated, tile_index=batch_sharding(mesh, 3))
     return jax.jit(
         make_vqgan_step(graphdef, lpips_graphdef, cfg, use_gan),
-        in_shardings=(state_sh, lpips_sh, images_sh, replicated),
+        in_shardings=(state_sh, lpips_sh, batch_sh, replicated),
         out_shardings=(state_sh, replicated),
         donate_argnums=(0,),
     )

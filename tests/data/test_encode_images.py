@@ -234,27 +234,30 @@ def test_too_many_bad_records_raise(data, tmp_path):
         extract_codes(config, str(tmp_path))
 
 
-def test_shapes_world_splits_from_a_train_vqgan_workdir(tmp_path):
+@pytest.mark.parametrize("encode_tile", [0, 1])
+def test_shapes_world_splits_from_a_train_vqgan_workdir(tmp_path, encode_tile):
+    """encode_tile 1: each distinct tile of a chunk is encoded once; the same codes."""
     from liquid_jax.train.checkpoint import Checkpointer
     from liquid_jax.train.vqgan_step import VQGANTrainState, make_optimizer
 
     # A train-vqgan checkpoint: the whole VQGANTrainState, as vqgan_loop saves it.
-    vq = VQGANConfig(resolution=SIZE, **TINY)
+    tiny = dict(TINY, encode_tile=encode_tile)
+    vq = VQGANConfig(resolution=SIZE, **tiny)
     state = VQGANTrainState(VQGAN(vq, rngs=nnx.Rngs(1)), make_optimizer(1e-3), None,
                             make_optimizer(1e-3), vq.n_embed)  # fmt: skip
     ckpt = Checkpointer(str(tmp_path / "vq"))
     ckpt.save(7, nnx.state(state), data_state={"step": 7}, force=True)
     ckpt.close()
-    model = load_vqgan_from_workdir(str(tmp_path / "vq"), dict(TINY, resolution=SIZE))
+    model = load_vqgan_from_workdir(str(tmp_path / "vq"), dict(tiny, resolution=SIZE))
     x = np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
     np.testing.assert_array_equal(model.encode(x), state.model.encode(x))
     with pytest.raises(ValueError, match=r"quantize.embedding \(64, 16\) != \(128, 16\)"):
-        load_vqgan_from_workdir(str(tmp_path / "vq"), dict(TINY, resolution=SIZE, n_embed=128))
+        load_vqgan_from_workdir(str(tmp_path / "vq"), dict(tiny, resolution=SIZE, n_embed=128))
 
     c = get_config("runlocal")
     c.update(OVERRIDES)
     c.vqgan.workdir = str(tmp_path / "vq")
-    c.vqgan.model = dict(TINY, resolution=SIZE)
+    c.vqgan.model = dict(tiny, resolution=SIZE)
     sw = c.shapes_world
     sw.num_train, sw.num_val, sw.num_test, sw.image_size = 10, 3, 0, SIZE
     summary = extract_codes(c, str(tmp_path / "codes"))

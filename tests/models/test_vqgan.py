@@ -201,7 +201,7 @@ def test_encode_tile_codes_see_only_their_tile(tile):
 def test_decode_tile_pixels_come_from_their_own_codes_alone():
     """decode_tile=1: each code decodes to its f x f pixels on its own, as a 1x1 grid
     through the same decoder; changing other codes leaves them alone. Mutation caught:
-    ``_from_tiles`` with the tile axes in the wrong order."""
+    ``from_tiles`` with the tile axes in the wrong order."""
     config = VQGANConfig(**{**TINY.__dict__, "decode_tile": 1})
     model = nnx.jit(lambda: VQGAN(config, rngs=nnx.Rngs(0)))()
     f = config.downsample_factor
