@@ -165,8 +165,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.grid_rows = 8
     c.eval.curve_items = 8 if runlocal else 32  # single-shape test items per curve point
 
-    # Planned seconds per stage on a 2-core CPU (ETA lines only): a fresh clone measured
-    # alone on 2026-12-03 (README "Demo results").
+    # Planned seconds per stage on a 2-core CPU (ETA lines only): a run measured alone on
+    # 2026-12-03 (970 s; README "Demo results" has a fresh clone's 1039 s an hour later).
     c.budget_s = ml_collections.ConfigDict(
         {"world": 9, "vqgan": 340, "codes": 14, "base_lm": 71, "import": 1,
          "liquid": 472, "eval": 62, "export": 2, "report": 2}
