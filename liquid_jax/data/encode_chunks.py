@@ -37,7 +37,7 @@ from liquid_jax.data.images import (
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy, TooManySkipsError
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_apply import make_encode_fn
-from liquid_jax.models.vqgan_tiles import from_tiles, to_tiles
+from liquid_jax.models.vqgan_tiles import encode_distinct_tiles
 from liquid_jax.parallel.host_batch import batch_sharding, host_local_to_global
 
 MANIFEST_FILE = "manifest.json"
@@ -365,24 +365,16 @@ class SplitEncoder:
         """``_encode`` for a tile-local encoder, whose codes for a tile depend on its
         pixels alone: every distinct p x p tile of the chunk is encoded once, as a p x p
         image, and the codes are gathered back into each image's grid."""
-        p, lb = self.tile_px, self.local_batch
         groups = collections.defaultdict(list)
         for pos, (_, pixels) in enumerate(items):
             groups[pixels.shape[:2]].append(pos)
         out: list = [None] * len(items)
-        for (h, w), positions in groups.items():
+        encode = lambda batch: self.encode_fn(
+            self.state, host_local_to_global(to_model_input(batch), self.mesh)
+        )
+        for positions in groups.values():
             images = np.stack([items[pos][1] for pos in positions])
-            rows, index = np.unique(
-                to_tiles(images, p).reshape(-1, p * p * 3), axis=0, return_inverse=True
-            )
-            tiles, codes = rows.reshape(-1, p, p, 3), []
-            for i in range(0, len(tiles), lb):
-                batch = np.zeros((lb, p, p, 3), np.uint8)
-                batch[: len(tiles[i : i + lb])] = tiles[i : i + lb]
-                x = host_local_to_global(to_model_input(batch), self.mesh)
-                codes.append(np.asarray(self.encode_fn(self.state, x))[: len(tiles) - i])
-            per_tile = np.concatenate(codes)[index.reshape(-1), ..., None]  # [N*n*m, t, t, 1]
-            grids = from_tiles(per_tile, len(positions), h // p, w // p)[..., 0]
+            grids = encode_distinct_tiles(encode, images, self.tile_px, self.local_batch)
             for pos, grid in zip(positions, grids):
                 out[pos] = grid
         return out

@@ -3,9 +3,10 @@
 With ``encode_tile`` the encoder sees each tile of ``encode_tile x encode_tile`` codes on
 its own, so a tile's latents depend on its pixels alone. Images with large flat areas
 repeat tiles heavily (a batch of 16 shapes-world images holds about 90 distinct 4x4
-tiles among 1024), and training then encodes each distinct tile once:
-``distinct_tiles`` finds them on the host, ``VQGAN.encode_tile_latents`` encodes them and
-scatters the latents back to the grid.
+tiles among 1024), so each distinct tile is encoded once: in training ``distinct_tiles``
+finds them on the host and ``VQGAN.__call__(images, tiles, index)`` encodes them and
+scatters the latents back to the grid; ``encode_distinct_tiles`` gives the codes of a
+whole set of images the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ def from_tiles(tiles: jax.Array, b: int, n: int, m: int) -> jax.Array:
     return x.reshape(b, n * q, m * q, c)
 
 
+def unique_tiles(images: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """images: [B, n*p, m*p, C] on the host -> ``(tiles [K, p, p, C], index int32[B, n,
+    m])``, the K distinct p x p tiles and which one stands at each grid cell."""
+    b, height, width, c = images.shape
+    n, m = height // p, width // p
+    flat = np.ascontiguousarray(to_tiles(np.asarray(images), p)).reshape(b * n * m, -1)
+    rows, index = np.unique(flat, axis=0, return_inverse=True)
+    return rows.reshape(-1, p, p, c), index.reshape(b, n, m).astype(np.int32)
+
+
 def distinct_tiles(images: np.ndarray, p: int, capacity: int):
     """The distinct p x p tiles of a batch, or None when there are more than ``capacity``.
 
@@ -37,12 +48,23 @@ def distinct_tiles(images: np.ndarray, p: int, capacity: int):
     image b; rows past the distinct ones are zeros (encoded, never read). The fixed
     ``capacity`` keeps one compiled shape for every batch.
     """
-    b, height, width, c = images.shape
-    n, m = height // p, width // p
-    flat = np.ascontiguousarray(to_tiles(np.asarray(images), p)).reshape(b * n * m, -1)
-    rows, index = np.unique(flat, axis=0, return_inverse=True)
+    rows, index = unique_tiles(images, p)
     if len(rows) > capacity:
         return None
-    tiles = np.zeros((capacity, p * p * c), flat.dtype)
+    tiles = np.zeros((capacity, *rows.shape[1:]), rows.dtype)
     tiles[: len(rows)] = rows
-    return tiles.reshape(capacity, p, p, c), index.reshape(b, n, m).astype(np.int32)
+    return tiles, index
+
+
+def encode_distinct_tiles(encode, images: np.ndarray, p: int, batch_size: int) -> np.ndarray:
+    """Codes of ``images`` uint8[N, h, w, 3] from a tile-local encoder, each distinct p x p
+    tile encoded once. ``encode(uint8[batch_size, p, p, 3]) -> codes [batch_size, t, t]``
+    encodes tiles as p x p images. Returns codes [N, h/p*t, w/p*t]."""
+    tiles, index = unique_tiles(images, p)
+    codes = []
+    for i in range(0, len(tiles), batch_size):
+        batch = np.zeros((batch_size, p, p, 3), np.uint8)
+        batch[: len(tiles[i : i + batch_size])] = tiles[i : i + batch_size]
+        codes.append(np.asarray(encode(batch))[: len(tiles) - i])
+    per_tile = np.concatenate(codes)[index.reshape(-1), ..., None]  # [N*n*m, t, t, 1]
+    return from_tiles(per_tile, *index.shape)[..., 0]
