@@ -39,6 +39,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.holdout = 0.0  # fraction of attribute combinations only the test split draws
     c.data.p_two = 0.5  # fraction of two-shape scenes
     c.data.small_extent = 0.25  # a small shape's extent, as a fraction of the image
+    c.data.large_extent = 0.5  # a large shape's extent, as a fraction of the image
 
     # Downsample 4: a 32 px image is an 8x8 grid of 64 codes.
     c.model = ml_collections.ConfigDict()

@@ -15,8 +15,8 @@ same four codes, each a quarter of it) or "grid" (each shape in its own cell of 
 grid, ``GRID_POSITIONS``: one code of a VQGAN whose codes are the cells); ``holdout``,
 the fraction of (colour, kind, size, position) combinations that only the test split
 draws (``is_held_out``), so test captions and images are combinations never trained on;
-``p_two``, the fraction of two-shape scenes; ``small_extent``, a small shape's extent as
-a fraction of S (S/4 by default; large shapes are S/2).
+``p_two``, the fraction of two-shape scenes; ``small_extent`` and ``large_extent``, a
+small and a large shape's extent as a fraction of S (S/4 and S/2 by default).
 
 Every shape's area centroid is its ``center`` (triangles are placed by centroid), so a
 position can be checked from the drawn pixels alone.
@@ -223,12 +223,14 @@ def make_shape(
     paired=False,
     layout="jitter",
     small_extent=SIZES["small"],
+    large_extent=SIZES["large"],
 ) -> ShapeSpec:
     """Places one shape near ``position`` (inside its half of the frame when ``paired``),
     exactly on it (``layout`` "anchor"), or in its cell of the 3 x 3 grid ("grid":
     ``GRID_POSITIONS``, ``GRID_SIZES``), its bounding box centred there. ``rng`` is
     drawn from the same way for every layout, so all of them see the same scenes.
-    ``small_extent``: a small shape's extent as a fraction of the image (not for "grid")."""
+    ``small_extent`` / ``large_extent``: a shape's extent as a fraction of the image, by
+    size (not for "grid")."""
     if layout == "grid":
         extent = GRID_SIZES[size] * image_size
         left, top, right, bottom = _offsets(kind, extent)
@@ -236,7 +238,7 @@ def make_shape(
         ax, ay = (a * image_size for a in GRID_POSITIONS[position])
         cx, cy = ax - (right - left) / 2, ay - (bottom - top) / 2
     else:
-        extent = (small_extent if size == "small" else SIZES[size]) * image_size
+        extent = (small_extent if size == "small" else large_extent) * image_size
         region = _region(position, paired)
         cx, cy = _place(rng, kind, extent, position, region, image_size, layout == "jitter")
         left, top, right, bottom = _offsets(kind, extent)
@@ -258,6 +260,7 @@ STYLE_DEFAULTS = {
     "holdout": 0.0,
     "p_two": 0.5,
     "small_extent": SIZES["small"],
+    "large_extent": SIZES["large"],
 }
 
 
@@ -282,9 +285,10 @@ def check_world_style(**style) -> dict:
         raise ValueError(f"shapes world: holdout={s['holdout']} must be in [0, 1)")
     if not 0.0 <= float(s["p_two"]) <= 1.0:
         raise ValueError(f"shapes world: p_two={s['p_two']} must be in [0, 1]")
-    if not 0.1 <= float(s["small_extent"]) < SIZES["large"]:
-        raise ValueError(f"shapes world: small_extent={s['small_extent']} must be in "
-                         f"[0.1, {SIZES['large']}) (a large shape's extent)")  # fmt: skip
+    small, large = float(s["small_extent"]), float(s["large_extent"])
+    if not 0.1 <= small < large <= 0.75:
+        raise ValueError(f"shapes world: small_extent={small} and large_extent={large} must "
+                         "satisfy 0.1 <= small < large <= 0.75")  # fmt: skip
     return {
         "textures": list(check_style(s["textures"], float(s["grain"]))),
         "grain": float(s["grain"]),
@@ -292,7 +296,8 @@ def check_world_style(**style) -> dict:
         "layout": str(s["layout"]),
         "holdout": float(s["holdout"]),
         "p_two": float(s["p_two"]),
-        "small_extent": float(s["small_extent"]),
+        "small_extent": small,
+        "large_extent": large,
     }
 
 
@@ -331,22 +336,23 @@ def sample_scene(
     layout: str = "jitter",
     holdout: float = 0.0,
     small_extent: float = SIZES["small"],
+    large_extent: float = SIZES["large"],
     split: str = "train",
 ) -> Scene:
     """Draws a random scene. ``rng`` is the only source of randomness.
 
     Two-shape scenes use two different colours, so every shape is identifiable by colour.
-    ``p_two``, ``textures``, ``grain``, ``backgrounds``, ``layout``, ``holdout`` and
-    ``small_extent`` set
-    the world's style (module docstring); the defaults draw the full world. With
-    ``holdout`` > 0 the "test" split draws only scenes with a held-out combination and
-    the other splits only scenes without one (draws are repeated until one fits).
+    ``p_two``, ``textures``, ``grain``, ``backgrounds``, ``layout``, ``holdout``,
+    ``small_extent`` and ``large_extent`` set the world's style (module docstring); the
+    defaults draw the full world. With ``holdout`` > 0 the "test" split draws only scenes
+    with a held-out combination and the other splits only scenes without one (draws are
+    repeated until one fits).
     """
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: the shapes world needs at least 16 px")
     style = check_world_style(textures=textures, grain=grain, backgrounds=backgrounds,
                               layout=layout, holdout=holdout, p_two=p_two,
-                              small_extent=small_extent)  # fmt: skip
+                              small_extent=small_extent, large_extent=large_extent)  # fmt: skip
     while True:
         scene = _draw_scene(rng, image_size, style)
         held = [is_held_out(s.color, s.kind, s.size, s.position, style["holdout"])
@@ -383,6 +389,7 @@ def _draw_scene(rng, image_size: int, style: dict) -> Scene:
                 paired=True,
                 layout=layout,
                 small_extent=style["small_extent"],
+                large_extent=style["large_extent"],
             )
             for c, pos in zip(chosen, RELATIONS[relation], strict=True)
         )
@@ -398,6 +405,7 @@ def _draw_scene(rng, image_size: int, style: dict) -> Scene:
                 image_size,
                 layout=layout,
                 small_extent=style["small_extent"],
+                large_extent=style["large_extent"],
             ),
         )
     return Scene(image_size, background, texture, texture_seed, shapes, relation,

@@ -28,7 +28,7 @@ from liquid_jax.data.shapes_captions import parse_caption, scene_attributes
 from liquid_jax.data.shapes_scene import Scene
 from liquid_jax.demo import visuals
 from liquid_jax.demo.stages import Paths, test_images
-from liquid_jax.evals.probe import train_probe
+from liquid_jax.evals.probe import blurred_u8, train_probe
 from liquid_jax.evals.scoring import score_captions, score_images
 
 
@@ -171,6 +171,10 @@ def run_eval(config, paths: Paths) -> dict:
     recon_scores = _scored(score_images, probe.predict(_reconstruct(sampler.vqgan, images)),
                            truth)  # fmt: skip
     logging.info("probe on VQGAN reconstructions of test images: %s", _rounded(recon_scores))
+    # The probe's own robustness: a real image blurred by 1 px keeps its attributes, and a
+    # decoded image is at least as soft.
+    blur_scores = _scored(score_images, probe.predict(blurred_u8(images)), truth)
+    logging.info("probe on blurred real test images: %s", _rounded(blur_scores))
     prompts = [r["caption"] for r in records[: e.num_prompts]]
     t2i = _t2i(config, sampler, probe, prompts)
 
@@ -224,6 +228,7 @@ def run_eval(config, paths: Paths) -> dict:
         **prefixed("probe", probe_scores),
         "probe_acc": probe_scores[0]["all"],
         **prefixed("probe_recon", recon_scores),
+        **prefixed("probe_blur", blur_scores),
         **prefixed("t2i", t2i["cfg"][1]),
         **prefixed("t2i", t2i["nocfg"][1], "_nocfg"),
         "t2i_mean_acc": mean(t2i["cfg"][1][0]),

@@ -21,6 +21,8 @@ TARGETS = (
     *[(f"probe_recon_{a}_acc", f"probe on VQGAN reconstructions: {a} (T2I ceiling)",
        ">= 0.95", _at_least(f"probe_recon_{a}_acc", 0.95))
       for a in ("color", "shape", "size", "position")],
+    ("probe_blur_all_acc", "probe on real test images blurred by 1 px (its robustness)", "",
+     None),
     ("t2i_color_acc", "T2I colour accuracy, CFG", ">= 0.90", _at_least("t2i_color_acc", 0.9)),
     ("t2i_shape_acc", "T2I shape accuracy, CFG", ">= 0.80", _at_least("t2i_shape_acc", 0.8)),
     ("t2i_size_acc", "T2I size accuracy, CFG", ">= 0.90", _at_least("t2i_size_acc", 0.9)),

@@ -56,7 +56,13 @@ def resolve_layout(config, tokenizer: TextTokenizer) -> VocabLayout:
 def model_spec(config, layout: VocabLayout) -> TransformerSpec:
     """The spec from the config; ``model.init_from`` takes the checkpoint's own."""
     m = config.model
-    overrides = {k: m[k] for k in ("remat", "param_dtype", "dtype") if m.get(k, None)}
+    top_level = ("remat", "param_dtype", "dtype")
+    misplaced = sorted(set(top_level) & set(m.get("spec", {})))
+    if misplaced:
+        # model.X would silently win over model.spec.X.
+        raise ValueError(f"set {', '.join(f'model.{k}' for k in misplaced)}, not model.spec.*: "
+                         "they apply to every way of building the model")  # fmt: skip
+    overrides = {k: m[k] for k in top_level if m.get(k, None)}
     if m.get("init_from", ""):
         from liquid_jax.export.hf import read_config
         from liquid_jax.export.hf_config import spec_from_hf_config

@@ -83,17 +83,21 @@ def test_grid_layout_keeps_each_shape_inside_its_cell():
     assert len(set(patches)) <= 1 + 8 * 6 * 2
 
 
-def test_small_extent_sets_the_size_of_small_shapes_only():
-    """The same scenes (same draws), with small shapes drawn 12 px wide instead of 8 at
-    32 px and large ones unchanged. Mutation caught: the extent applied to every size."""
+@pytest.mark.parametrize(
+    "style, small, large",
+    [({"small_extent": 0.375}, 12.0, 16.0), ({"large_extent": 0.5625}, 8.0, 18.0)],
+)
+def test_extent_knobs_set_the_size_of_their_shapes_only(style, small, large):
+    """The same scenes (same draws), with one size drawn wider at 32 px and the other
+    unchanged. Mutation caught: an extent applied to every size."""
     _, default = _scenes("train", 60, layout="anchor")
-    _, wider = _scenes("train", 60, layout="anchor", small_extent=0.375)
+    _, wider = _scenes("train", 60, layout="anchor", **style)
     widths = {"small": set(), "large": set()}
     for a, b in zip(default, wider, strict=True):
         for x, y in zip(a.shapes, b.shapes, strict=True):
             assert (x.kind, x.color, x.size, x.position) == (y.kind, y.color, y.size, y.position)
             widths[x.size].add((x.extent, y.extent))
-    assert widths["small"] == {(8.0, 12.0)} and widths["large"] == {(16.0, 16.0)}
+    assert widths["small"] == {(8.0, small)} and widths["large"] == {(16.0, large)}
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,7 @@ def test_small_extent_sets_the_size_of_small_shapes_only():
         ({"holdout": 1.0}, "holdout"),
         ({"p_two": 2.0}, "p_two"),
         ({"small_extent": 0.5}, "small_extent"),
+        ({"large_extent": 0.8}, "large_extent"),
         ({"colour": "red"}, "unknown style keys"),
     ],
 )

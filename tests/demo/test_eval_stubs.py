@@ -109,6 +109,7 @@ def _run(monkeypatch, tmp_path, sampler):
     monkeypatch.setattr(evaluate, "train_probe", lambda *a, **k: probe)
     monkeypatch.setattr(loading, "load_for_sampling", lambda *a, **k: sampler)
     monkeypatch.setattr(evaluate, "_reconstruct", lambda vqgan, images: images)
+    monkeypatch.setattr(evaluate, "blurred_u8", lambda images: images)
     monkeypatch.setattr(trained_model, "load_trained_model", lambda *_: (None, None, None, 0))
     monkeypatch.setattr(text_ppl, "perplexity", lambda *a, **k: {"ppl": 1.0, "tokens": 1})
     use = dict.fromkeys(("true", "shuffled", "caption", *ATTRIBUTES), 0.0)
@@ -144,7 +145,9 @@ def blind(tmp_path_factory):
 def _accuracies(metrics: dict, prefix: str) -> dict:
     """``{prefix}_*_acc`` entries: the single-shape headline ones and the ``_pair_`` ones."""
     out = {k: v for k, v in metrics.items() if k.startswith(f"{prefix}_") and k.endswith("_acc")}
-    return {k: v for k, v in out.items() if not k.startswith(("probe_recon", "probe_acc"))}
+    return {
+        k: v for k, v in out.items() if not k.startswith(("probe_recon", "probe_blur", "probe_acc"))
+    }
 
 
 def test_true_images_score_what_the_probe_scores(monkeypatch, tmp_path):

@@ -6,12 +6,12 @@ import numpy as np
 from liquid_jax.data.shapes_captions import scene_attributes
 from liquid_jax.data.shapes_examples import image_text_record
 from liquid_jax.data.shapes_scene import Scene
-from liquid_jax.evals.probe import SLOTS, AttributeProbe, slot_labels, train_probe
+from liquid_jax.evals.probe import SLOTS, AttributeProbe, blurred_u8, slot_labels, train_probe
 from liquid_jax.evals.scoring import score_images
 
 
-def _data(split, n):
-    records = [image_text_record(0, split, i) for i in range(n)]
+def _data(split, n, **style):
+    records = [image_text_record(0, split, i, 32, **style) for i in range(n)]
     return np.stack([r["image"] for r in records]), records
 
 
@@ -39,3 +39,21 @@ def test_probe_reads_real_test_images(tmp_path):
     loaded = AttributeProbe.load(probe.save(str(tmp_path / "probe.npz")))
     for k, v in loaded.predict(test_images[:16]).items():
         np.testing.assert_array_equal(v, probe.predict(test_images[:16])[k])
+
+
+# The demo's world (configs/demo.py): every shape exactly on its anchor, flat gray.
+DEMO_STYLE = dict(textures=("plain",), grain=0.0, backgrounds=("gray",), layout="anchor",
+                  holdout=0.15, p_two=0.25, small_extent=0.375)  # fmt: skip
+
+
+def test_probe_reads_blurred_demo_shapes():
+    """A real test image blurred by 1 px keeps its attributes. Mutation caught: ``soften``
+    returning its input (a probe trained on the demo's exact, repeated shapes alone matches
+    pixels: it called 5% of blurred test shapes the wrong size)."""
+    images, records = _data("train", 2000, **DEMO_STYLE)
+    probe = train_probe(images, [r["attributes"] for r in records], steps=300, batch_size=64)
+    test_images, test_records = _data("test", 200, **DEMO_STYLE)
+    truth = [scene_attributes(Scene.from_dict(r["attributes"])) for r in test_records]
+    assert score_images(probe.predict(test_images), truth)["all"] == 1.0
+    blurred = score_images(probe.predict(blurred_u8(test_images)), truth)
+    assert blurred["all"] >= 0.99, blurred

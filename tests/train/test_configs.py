@@ -94,3 +94,12 @@ def test_paper_recipe_hyperparameters():
     assert (c.optim.lr, c.optim.warmup, c.optim.weight_decay) == (2e-5, 0.03, 0.0)
     assert (c.data.batch_size, c.data.seq_len, c.data.t2i_fraction) == (1024, 2048, 0.8)
     assert (c.optim.grad_clip, c.train.max_z_weight) == (0.5, 2e-4)
+
+
+def test_a_model_wide_key_inside_model_spec_is_refused():
+    """``model.remat`` (default "none") used to win silently over ``model.spec.remat``."""
+    config = _load("demo.py").get_config().liquid
+    config.model.spec.remat = "full"
+    layout = VocabLayout(768, 512, boi_id=7, eoi_id=8, unconditional_id=9, bos_id=2, eos_id=1)
+    with pytest.raises(ValueError, match=r"set model.remat, not model.spec"):
+        model_spec(config, layout)
