@@ -16,7 +16,8 @@ real test images (``evals.scoring.score_images`` with the true captions) says ho
 its verdicts on generated images can be trusted. Half of each training batch is softened
 (``soften``: a random Gaussian blur and pixel noise), because a decoded image is soft and
 a softened shape keeps its colour, kind and size: trained on sharp images only, the probe
-matched exact pixels and called 5% of real test shapes blurred by 1 px the wrong size.
+matched exact pixels and called 5% of the demo's real test shapes blurred by 1 px the
+wrong size.
 """
 
 from __future__ import annotations

@@ -6,7 +6,14 @@ import numpy as np
 from liquid_jax.data.shapes_captions import scene_attributes
 from liquid_jax.data.shapes_examples import image_text_record
 from liquid_jax.data.shapes_scene import Scene
-from liquid_jax.evals.probe import SLOTS, AttributeProbe, blurred_u8, slot_labels, train_probe
+from liquid_jax.evals.probe import (
+    SLOTS,
+    AttributeProbe,
+    blurred_u8,
+    gaussian_blur,
+    slot_labels,
+    train_probe,
+)
 from liquid_jax.evals.scoring import score_images
 
 
@@ -57,3 +64,16 @@ def test_probe_reads_blurred_demo_shapes():
     assert score_images(probe.predict(test_images), truth)["all"] == 1.0
     blurred = score_images(probe.predict(blurred_u8(test_images)), truth)
     assert blurred["all"] >= 0.99, blurred
+
+
+def test_gaussian_blur_matches_scipy():
+    """Per-image sigma, edges repeated: scipy's filter with the same 5 taps (radius 2)."""
+    from scipy.ndimage import gaussian_filter
+
+    x = np.random.default_rng(0).normal(size=(3, 9, 7, 2)).astype(np.float32)
+    sigmas = np.array([0.4, 1.0, 1.7], np.float32)
+    got = np.asarray(gaussian_blur(x, sigmas))
+    for i, s in enumerate(sigmas):
+        want = gaussian_filter(x[i], sigma=(s, s, 0), mode="nearest", truncate=2.0 / s)
+        np.testing.assert_allclose(got[i], want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(gaussian_blur(x, np.zeros(3, np.float32))), x)
