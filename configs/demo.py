@@ -148,9 +148,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.liquid.data.image_text_weight = 3.0
     c.liquid.data.t2i_fraction = 0.7
     c.liquid.data.cfg_dropout = 0.1
-    # Weight decay makes the held-out combinations come out right: on one VQGAN and base
+    # Weight decay helps the held-out combinations come out right: on one VQGAN and base
     # LM, T2I colour 0.09 without it (the model drew each kind in a colour seen with it)
-    # and 0.99 with 0.5; held-out shapes are composed, not looked up (docs/demo.md).
+    # and 0.99 with 0.5. Not always: 1.0 with another data order drew colour 0.04, and
+    # 0.5 with that order missed shape (docs/demo.md).
     c.liquid.optim.weight_decay = 0.5
 
     # 6. Evaluation on held-out test captions and images.
