@@ -64,7 +64,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         raise ValueError("encode-images: config.splits names no split")
     source = config.source
     if source == SHAPES_WORLD:
-        from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
+        from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
         from liquid_jax.data.shapes_world import IMAGE_DATASET, build_shapes_world, dataset_dir
 
         sw = config.shapes_world

@@ -14,7 +14,8 @@ import numpy as np
 
 from liquid_jax.data.shapes_captions import caption_scene
 from liquid_jax.data.shapes_draw import render_scene
-from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, sample_scene
+from liquid_jax.data.shapes_sample import sample_scene
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES
 from liquid_jax.data.shapes_text import text_document
 
 SPLITS = ("train", "validation", "test")
@@ -38,7 +39,7 @@ def image_text_record(
     **style,
 ) -> dict:
     """One captioned image (``textures``, ``grain`` and the other ``style`` keys of
-    ``shapes_scene.STYLE_DEFAULTS``: see ``shapes_scene.sample_scene``).
+    ``shapes_sample.STYLE_DEFAULTS``: see ``shapes_sample.sample_scene``).
 
     Returns ``{"image": uint8[S, S, 3], "caption": str, "attributes": dict (Scene.to_dict,
     JSON-serialisable), "index": int}``.

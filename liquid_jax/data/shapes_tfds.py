@@ -22,7 +22,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
-from liquid_jax.data.shapes_scene import GRAIN, STYLE_DEFAULTS, TEXTURES, check_world_style
+from liquid_jax.data.shapes_sample import STYLE_DEFAULTS, check_world_style
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES
 
 VERSION = "1.0.0"
 
@@ -102,7 +103,7 @@ def world_style_params(**style) -> dict:
 class ShapesWorld(_ShapesBuilder):
     """Captioned images of the shapes world (see ``liquid_jax.data.shapes_scene``).
 
-    The style (``shapes_scene.STYLE_DEFAULTS``: ``textures``, ``grain``, ``backgrounds``,
+    The style (``shapes_sample.STYLE_DEFAULTS``: ``textures``, ``grain``, ``backgrounds``,
     ``layout``, ``holdout``, ``p_two``) joins the metadata.
     """
 

@@ -25,7 +25,8 @@ from tensorflow_datasets.core.utils import tqdm_utils
 from liquid_jax.data.shapes_captions import caption_scene, parse_caption, scene_attributes
 from liquid_jax.data.shapes_draw import render_scene
 from liquid_jax.data.shapes_examples import SPLITS, image_text_record, text_record
-from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, Scene, sample_scene
+from liquid_jax.data.shapes_sample import sample_scene
+from liquid_jax.data.shapes_scene import GRAIN, TEXTURES, Scene
 from liquid_jax.data.shapes_tfds import VERSION, ShapesWorld, ShapesWorldText, world_style_params
 
 IMAGE_DATASET, TEXT_DATASET = "shapes_world", "shapes_world_text"
@@ -118,7 +119,7 @@ def build_shapes_world(
 ) -> dict[str, str]:
     """Writes the image-text and text-only datasets under ``out_dir``.
 
-    ``textures``, ``grain`` and the other ``style`` keys (``shapes_scene.STYLE_DEFAULTS``:
+    ``textures``, ``grain`` and the other ``style`` keys (``shapes_sample.STYLE_DEFAULTS``:
     ``backgrounds``, ``layout``, ``holdout``) set the images' style (``sample_scene``).
 
     Text documents default to as many as images per split. Calling again with the same

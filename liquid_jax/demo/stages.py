@@ -50,8 +50,8 @@ class Paths:
 
 
 def world_style(config) -> dict:
-    """The world's style keys (``shapes_scene.STYLE_DEFAULTS``) as the config sets them."""
-    from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
+    """The world's style keys (``shapes_sample.STYLE_DEFAULTS``) as the config sets them."""
+    from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
 
     return {k: config.world[k] for k in STYLE_DEFAULTS if k in config.world}
 

@@ -45,7 +45,7 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
     source = data_cfg.source
     if source == "shapes":
-        from liquid_jax.data.shapes_scene import STYLE_DEFAULTS
+        from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
         from liquid_jax.data.shapes_world import generate_images
 
         size = data_cfg.image_size

@@ -8,7 +8,8 @@ import pytest
 from liquid_jax.data.shapes_captions import caption_scene, parse_caption, scene_attributes
 from liquid_jax.data.shapes_draw import render_scene
 from liquid_jax.data.shapes_examples import image_text_record, text_record
-from liquid_jax.data.shapes_scene import BACKGROUNDS, COLORS, POSITIONS, Scene, sample_scene
+from liquid_jax.data.shapes_sample import sample_scene
+from liquid_jax.data.shapes_scene import BACKGROUNDS, COLORS, POSITIONS, Scene
 from liquid_jax.data.shapes_world import (
     build_shapes_world,
     generate_images,
