@@ -30,13 +30,8 @@ import os
 import jax
 from absl import logging
 
-from liquid_jax.data.encode_chunks import (
-    EncodeOptions,
-    Preprocess,
-    SplitEncoder,
-    barrier,
-    write_json,
-)
+from liquid_jax.data.encode_chunks import EncodeOptions, SplitEncoder, barrier, write_json
+from liquid_jax.data.encode_preprocess import Preprocess
 from liquid_jax.data.encode_vqgan import load_configured_vqgan
 from liquid_jax.data.encode_vqgan import load_vqgan_from_workdir as load_vqgan_from_workdir
 from liquid_jax.data.images import make_buckets

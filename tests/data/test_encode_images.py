@@ -17,8 +17,8 @@ from PIL import Image
 
 from configs.encode_shapes import get_config
 from liquid_jax.data.code_records import CodeRecordSource
-from liquid_jax.data.encode_chunks import Preprocess
 from liquid_jax.data.encode_images import extract_codes, load_vqgan_from_workdir
+from liquid_jax.data.encode_preprocess import Preprocess
 from liquid_jax.data.images import load_image, make_buckets
 from liquid_jax.data.shapes_world import generate_images
 from liquid_jax.data.skips import TooManySkipsError
