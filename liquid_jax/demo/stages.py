@@ -98,7 +98,7 @@ def train_tokenizer_vqgan(config, paths: Paths) -> dict:
     train_vqgan(vq, paths.vqgan)
     model = load_vqgan_from_workdir(paths.vqgan, vq.model)
     images, _ = test_images(config, paths)
-    metrics, _ = evaluate(model, images, vq.batch_size, vq.model.n_embed)
+    metrics, _ = evaluate(model, images, vq.model.n_embed)
     logging.info("vqgan test reconstruction: PSNR %.2f dB, SSIM %.3f", metrics["psnr"],
                  metrics["ssim"])  # fmt: skip
     # The codes, the sampler and the export all read this taming-format copy, exactly as

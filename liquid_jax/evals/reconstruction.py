@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -46,6 +48,7 @@ def ssim(a: jax.Array, b: jax.Array, data_range: float = 2.0, window: int = 7) -
     return jnp.mean(s, axis=(1, 2, 3))
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def codebook_stats(codes: jax.Array, n_embed: int) -> dict[str, jax.Array]:
     """Fraction of codes used and perplexity (exp of code entropy) of a batch of codes."""
     counts = jnp.bincount(codes.reshape(-1), length=n_embed).astype(jnp.float32)

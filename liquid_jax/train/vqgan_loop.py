@@ -83,31 +83,38 @@ def _load_perceptual(loss_cfg):
     return load_lpips(path)
 
 
+EVAL_BATCH = 32  # images per compiled evaluation batch (the last one padded)
+
+
 @functools.lru_cache(maxsize=4)
 def _recon_fn(graphdef):
-    """Jitted ``(state, images) -> (reconstructions, codes)``; one compile per model."""
+    """Jitted ``(state, images) -> (reconstructions, codes, psnr, ssim)``: one compile per
+    model (the metrics computed op by op compiled each op on first use: seconds)."""
 
     @jax.jit
     def recon(state, x):
         out, aux = nnx.merge(graphdef, state)(x)
-        return out, aux["codes"]
+        out = jnp.clip(out, -1.0, 1.0)
+        return out, aux["codes"], psnr(x, out), ssim(x, out)
 
     return recon
 
 
-def evaluate(model, images: np.ndarray, batch_size: int, n_embed: int) -> dict[str, float]:
-    """Reconstruction metrics over ``images`` (uint8[N, H, W, 3])."""
+def evaluate(model, images: np.ndarray, n_embed: int) -> tuple[dict[str, float], tuple]:
+    """Reconstruction metrics over ``images`` (uint8[N, H, W, 3]), and the first batch's
+    (inputs, reconstructions) in [-1, 1]."""
     graphdef, state = nnx.split(model)
     recon = _recon_fn(graphdef)
     ps, ss, codes, first = [], [], [], None
-    for i in range(0, len(images), batch_size):
-        x = jnp.asarray(images[i : i + batch_size], jnp.float32) / 127.5 - 1.0
-        out, c = recon(state, x)
-        out = jnp.clip(out, -1.0, 1.0)
-        ps.append(psnr(x, out))
-        ss.append(ssim(x, out))
-        codes.append(c.reshape(-1))
-        first = (x, out) if first is None else first
+    for i in range(0, len(images), EVAL_BATCH):
+        x = np.asarray(images[i : i + EVAL_BATCH], np.float32) / 127.5 - 1.0
+        n = len(x)
+        pad = np.zeros((EVAL_BATCH - n, *x.shape[1:]), np.float32)
+        out, c, p, s = recon(state, np.concatenate([x, pad]))
+        ps.append(p[:n])
+        ss.append(s[:n])
+        codes.append(c[:n].reshape(-1))
+        first = (x, out[:n]) if first is None else first
     stats = codebook_stats(jnp.concatenate(codes), n_embed)
     metrics = {
         "psnr": float(jnp.mean(jnp.concatenate(ps))),
@@ -241,7 +248,7 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
                 progress.update(done, f"loss {values['loss']:.4f} psnr {values['psnr']:.2f}")
             if done % config.eval_every_steps == 0 or last:
                 model = nnx.merge(graphdef, state).model
-                final, (x, out) = evaluate(model, val_images, config.batch_size, vq_cfg.n_embed)
+                final, (x, out) = evaluate(model, val_images, vq_cfg.n_embed)
                 writer.write_scalars(done, {f"val_{k}": v for k, v in final.items()})
                 grid = image_grid(to_uint8(np.concatenate([x[:8], out[:8]])), cols=8)
                 png = fileio.join(workdir, "samples", f"recon_{done:06d}.png")

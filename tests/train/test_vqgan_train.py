@@ -38,7 +38,7 @@ def test_training_raises_psnr(tmp_path):
 
     _, val = load_images(config.data)
     untrained = VQGAN(vqgan_config(config.model), rngs=nnx.Rngs(config.seed))
-    before, _ = evaluate(untrained, val, 16, config.model.n_embed)
+    before, _ = evaluate(untrained, val, config.model.n_embed)
     after = train_vqgan(config, str(tmp_path))
     assert after["psnr"] > before["psnr"] + 5.0, (before, after)
     assert after["codebook_usage"] > 0.2  # re-seeding keeps the codebook in use
