@@ -6,8 +6,8 @@ and test images (greedy I2T, parsed), so the report shows the model learning to 
 and to read, next to its loss curves. Every checkpoint has the same shapes, so the
 sampler compiles once.
 
-    curve = learning_curve(config, paths, probe, prompts, images, truth)
-    -> [{"step": 84, "t2i_color_acc": ..., "i2t_color_acc": ...}, ...]
+    rows, sampler = learning_curve(config, paths, probe, prompts, images, truth)
+    rows: [{"step": 84, "t2i_color_acc": ..., "i2t_color_acc": ...}, ...]
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from absl import logging
 from liquid_jax.evals.scoring import score_captions, score_images
 
 
-def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
+def learning_curve(config, paths, probe, prompts, images, truth):
     """Scores every kept Liquid checkpoint; writes ``report/learning_curve.json``.
 
     prompts: the captions of ``images`` (uint8[N, S, S, 3]); truth: their scenes in
     canonical form (``scene_attributes``), what T2I samples and I2T captions must show.
+    Returns (rows, the sampler with the last checkpoint's weights, None without any): the
+    final model's, whose evaluation then reuses the loops compiled here.
     """
     from liquid_jax.export import load_vqgan
     from liquid_jax.sample.api import Sampler
@@ -56,7 +58,7 @@ def learning_curve(config, paths, probe, prompts, images, truth) -> list[dict]:
                      {k: round(v, 3) for k, v in i2t.items()})  # fmt: skip
     with open(os.path.join(paths.report, "learning_curve.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    return rows
+    return rows, sampler
 
 
 def plot_curve(rows: list[dict], out_dir: str) -> str | None:

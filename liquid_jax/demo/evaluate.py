@@ -159,13 +159,15 @@ def run_eval(config, paths: Paths) -> dict:
     probe, probe_scores, train_captions = _probe(config, paths, images, truth)
 
     # The learning curve first: it reads the kept checkpoints, the last being the final
-    # model that the rest of this stage judges at full size.
+    # model that the rest of this stage judges at full size, with the curve's sampler.
     ids = _split_ids(truth)[0][: e.curve_items]
-    curve = learning_curve(config, paths, probe, [records[i]["caption"] for i in ids],
-                           images[ids], [truth[i] for i in ids])  # fmt: skip
+    curve, sampler = learning_curve(
+        config, paths, probe, [records[i]["caption"] for i in ids], images[ids],
+        [truth[i] for i in ids],
+    )  # fmt: skip
     plot_curve(curve, paths.report)
-
-    sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
+    if sampler is None:  # no checkpoint kept (else the curve's holds the final model)
+        sampler = load_for_sampling(paths.liquid, batch_size=e.sample_batch)
     # The ceiling of T2I: what the probe says about real test images after a trip through
     # the VQGAN (a perfect generator can only draw what the codes can show).
     recon_scores = _scored(score_images, probe.predict(_reconstruct(sampler.vqgan, images)),

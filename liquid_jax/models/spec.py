@@ -110,6 +110,9 @@ class TransformerSpec:
     param_dtype: Any = jnp.float32
     dtype: Any = jnp.float32
     remat: str = "none"
+    # > 0: training attention in blocks of this many queries (dot_product_attention's
+    # causal_chunk): the same numbers up to rounding, faster on CPU. 0: one block.
+    attn_causal_chunk: int = 0
     init_std: float = 0.02
     bos_token_id: int | None = None
     eos_token_id: tuple[int, ...] | None = None

@@ -112,6 +112,59 @@ def test_remat_policies_give_the_same_gradients(policy):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("chunk", [4, 8])
+def test_causal_attention_blocks_give_the_same_logits_and_gradients(chunk):
+    """Blocks of queries reading only the keys before their end: the same loss and
+    gradients as one block, on packed rows (segments restart), Gemma2's sliding window
+    and soft-cap, and grouped heads."""
+    tokens = _tokens((2, 16))
+    segments = jnp.asarray([[1] * 5 + [2] * 9 + [0] * 2, [1] * 11 + [2] * 5], jnp.int32)
+    positions = jnp.asarray([[*range(5), *range(9), 0, 0], [*range(11), *range(5)]], jnp.int32)
+
+    def loss_and_grads(spec):
+        model = Transformer(spec, rngs=nnx.Rngs(2))
+
+        @nnx.jit
+        def step(model):
+            loss = lambda m: jnp.mean(
+                jax.nn.logsumexp(m(tokens, positions, segments)[..., :VOCAB], -1)
+            )
+            return nnx.value_and_grad(loss)(model)
+
+        value, grads = step(model)
+        return value, jax.tree.leaves(grads)
+
+    spec = tiny_spec(num_layers=2)
+    ref, ref_grads = loss_and_grads(spec)
+    got, got_grads = loss_and_grads(spec.replace(attn_causal_chunk=chunk))
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert len(got_grads) == len(ref_grads)
+    for a, b in zip(got_grads, ref_grads):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_causal_attention_blocks_leave_cached_and_uneven_calls_alone():
+    """With a cache the keys are slots, not the queries' own tokens: one block, even when
+    the cache is exactly as long as the prompt. A length the block does not divide also
+    runs as one block."""
+    from liquid_jax.models.attention import dot_product_attention
+
+    tokens, ones = _tokens((2, 8)), jnp.ones((2, 8), jnp.int32)
+    positions = jnp.arange(8)[None].repeat(2, 0)
+    spec = tiny_spec(num_layers=2)
+    one, blocks = (
+        Transformer(s, rngs=nnx.Rngs(3)) for s in (spec, spec.replace(attn_causal_chunk=4))
+    )
+    want, _ = cached(one, tokens, positions, ones, one.init_cache(2, 8))
+    got, _ = cached(blocks, tokens, positions, ones, blocks.init_cache(2, 8))
+    np.testing.assert_array_equal(got, want)
+
+    q, k, v = (jax.random.normal(jax.random.key(i), (1, 6, 2, 4)) for i in range(3))
+    mask = jnp.tril(jnp.ones((6, 6), bool))[None]
+    np.testing.assert_array_equal(dot_product_attention(q, k, v, mask, 0.5, None, 4),
+                                  dot_product_attention(q, k, v, mask, 0.5))  # fmt: skip
+
+
 def test_sharded_forward_matches_single_device(cpu_devices):
     spec = tiny_spec("qwen2", tie_embeddings=False)
     mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
