@@ -186,8 +186,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Planned seconds per stage on a 2-core CPU (ETA lines only): runs measured alone on
     # 2026-12-03 (README "Demo results").
     c.budget_s = ml_collections.ConfigDict(
-        {"world": 8, "vqgan": 310, "codes": 12, "base_lm": 34, "import": 1,
-         "liquid": 480, "eval": 60, "export": 2, "report": 1}
+        {"world": 8, "vqgan": 305, "codes": 10, "base_lm": 28, "import": 1,
+         "liquid": 440, "eval": 46, "export": 2, "report": 1}
     )  # fmt: skip
 
     if args.long:  # the same recipe with 3x the training steps (and time) of every stage

@@ -114,7 +114,7 @@ def _run(monkeypatch, tmp_path, sampler):
     monkeypatch.setattr(text_ppl, "perplexity", lambda *a, **k: {"ppl": 1.0, "tokens": 1})
     use = dict.fromkeys(("true", "shuffled", "caption", *ATTRIBUTES), 0.0)
     monkeypatch.setattr(evaluate, "_caption_use", lambda *a, **k: use)
-    monkeypatch.setattr(curve, "learning_curve", lambda *a, **k: [])  # reads checkpoints
+    monkeypatch.setattr(curve, "learning_curve", lambda *a, **k: ([], None))  # no checkpoints
     config = get_config("runlocal")
     config.eval.num_prompts = config.eval.num_images = N
     return evaluate.run_eval(config, Paths(str(tmp_path)))
