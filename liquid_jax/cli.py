@@ -138,14 +138,6 @@ def _demo() -> None:
     run_demo(FLAGS.config, FLAGS.workdir)
 
 
-def _not_built(name: str) -> Callable[[], None]:
-    def run() -> None:
-        print(f"liquid-jax {name}: not available in this version yet", file=sys.stderr)
-        sys.exit(2)
-
-    return run
-
-
 COMMANDS: dict[str, Callable[[], None]] = {
     "demo": _demo,
     "train-vqgan": _train_vqgan,

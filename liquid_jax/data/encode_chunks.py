@@ -33,6 +33,7 @@ from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_apply import make_encode_fn
 from liquid_jax.models.vqgan_tiles import encode_distinct_tiles
 from liquid_jax.parallel.host_batch import batch_sharding, host_local_to_global
+from liquid_jax.progress import Progress
 
 MANIFEST_FILE = "manifest.json"
 SETTINGS_FILE = "encode_config.json"
@@ -205,8 +206,6 @@ class SplitEncoder:
                 num_chunks - len(todo),
                 num_chunks,
             )
-        from liquid_jax.train.metrics import Progress  # the project's one progress line
-
         progress = Progress(total, finished, unit="image", every_s=self.options.log_every_s)
         t0 = time.perf_counter()
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.options.num_threads))

@@ -41,7 +41,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from liquid_jax.data.tokenizer import END_OF_TURN, START_OF_TURN, TextTokenizer
+from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
 
 TASK_TEXT, TASK_T2I, TASK_I2T, TASK_VQA = 0, 1, 2, 3
@@ -199,16 +199,6 @@ def i2t_example(
     return _example(prompt, _ids(tokenizer, [caption, layout.eos_id]), TASK_I2T)
 
 
-def _turn_ids(tokenizer: TextTokenizer) -> tuple[int, int]:
-    start, end = tokenizer.token_to_id(START_OF_TURN), tokenizer.token_to_id(END_OF_TURN)
-    if start is None or end is None:
-        raise ValueError(
-            f"the VQA/chat format needs {START_OF_TURN} and {END_OF_TURN} in the tokenizer "
-            f"(Gemma's chat tokens); {getattr(tokenizer, 'name', tokenizer)} lacks them"
-        )
-    return start, end
-
-
 def vqa_prompt(
     tokenizer: TextTokenizer,
     layout: VocabLayout,
@@ -219,7 +209,7 @@ def vqa_prompt(
     downsample: int = DOWNSAMPLE,
 ) -> np.ndarray:
     """The user turn and the opening of the model turn (Gemma chat) -> int32[P]."""
-    start, end = _turn_ids(tokenizer)
+    start, end = chat_turn_ids(tokenizer)
     image = image_code_tokens(layout, codes, image_size, downsample)
     return _ids(
         tokenizer,
@@ -253,7 +243,7 @@ def vqa_example(
     prompt = vqa_prompt(
         tokenizer, layout, question, codes, image_size=image_size, downsample=downsample
     )
-    _, end = _turn_ids(tokenizer)
+    _, end = chat_turn_ids(tokenizer)
     return _example(prompt, _ids(tokenizer, [answer, end]), TASK_VQA)
 
 

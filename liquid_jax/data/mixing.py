@@ -7,8 +7,6 @@ about as many text documents as pairs. Both choices draw from an explicit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from liquid_jax.data.formats import DOWNSAMPLE, Example, i2t_example, t2i_example
@@ -17,7 +15,6 @@ from liquid_jax.data.vocab import VocabLayout
 
 T2I_FRACTION = 0.8  # of image-text pairs used as T2I; the rest are I2T
 # Relative weights of the sources (paper: 30M text documents, 30M image-text pairs).
-SOURCE_WEIGHTS = {"text": 1.0, "image_text": 1.0}
 
 
 def image_text_example(
@@ -52,19 +49,3 @@ def image_text_example(
     return i2t_example(
         tokenizer, layout, caption, codes, image_size=image_size, downsample=downsample
     )
-
-
-def normalize_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Mixing weights -> probabilities (same keys, summing to 1)."""
-    bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
-    total = sum(weights.values())
-    if bad or not weights or total <= 0:
-        raise ValueError(f"mixing weights must be >= 0 with a positive sum, got {dict(weights)}")
-    return {k: w / total for k, w in weights.items()}
-
-
-def choose_source(rng: np.random.Generator, weights: Mapping[str, float] = SOURCE_WEIGHTS) -> str:
-    """Draws a source name with probability proportional to its weight."""
-    probs = normalize_weights(weights)
-    names = list(probs)
-    return names[int(rng.choice(len(names), p=list(probs.values())))]

@@ -37,6 +37,18 @@ GEMMA_RESERVED_SLOTS = ("<unused0>", "<unused1>", "<unused2>")
 # Gemma's chat template tokens (used by the VQA / chat format).
 START_OF_TURN, END_OF_TURN = "<start_of_turn>", "<end_of_turn>"
 
+
+def chat_turn_ids(tokenizer: TextTokenizer) -> tuple[int, int]:
+    """(<start_of_turn>, <end_of_turn>) ids (Gemma's chat tokens, which the VQA and chat
+    formats use), or ValueError naming the tokenizer."""
+    start, end = tokenizer.token_to_id(START_OF_TURN), tokenizer.token_to_id(END_OF_TURN)
+    if start is None or end is None:
+        name = getattr(tokenizer, "name", type(tokenizer).__name__)
+        raise ValueError(f"the tokenizer {name} has no {START_OF_TURN} / {END_OF_TURN} tokens "
+                         "(Gemma's chat template), which chat and VQA need")  # fmt: skip
+    return start, end
+
+
 META_FILE = "liquid_text_vocab.json"
 HF_CONFIG_FILE = "tokenizer_config.json"
 SP_MODEL_FILE = "tokenizer.model"
@@ -149,57 +161,3 @@ def read_json(path: str) -> dict:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: cannot read tokenizer json: {e}") from e
-
-
-def check_meta(tokenizer: TextTokenizer, directory: str) -> None:
-    """Checks a loaded tokenizer against its saved ids (guards against edited files)."""
-    path = fileio.join(directory, META_FILE)
-    if not fileio.exists(path):
-        return
-    meta = read_json(path)
-    for key in ("vocab_size", "bos_id", "eos_id", "boi_id", "eoi_id", "unconditional_id"):
-        if key in meta and meta[key] != getattr(tokenizer, key):
-            raise ValueError(
-                f"{path}: saved {key}={meta[key]} but the tokenizer files give "
-                f"{getattr(tokenizer, key)}"
-            )
-
-
-def load_tokenizer(directory: str, **kwargs) -> TextTokenizer:
-    """Loads a tokenizer directory (ours, or an HF model directory).
-
-    Which back-end: ``liquid_text_vocab.json``'s ``kind`` if present, else SentencePiece
-    when ``tokenizer.model`` exists (Gemma), else HF ``tokenizers`` for ``tokenizer.json``
-    (Qwen2.5, Llama-3). ``kwargs`` go to the back-end's ``load``.
-    """
-    from liquid_jax.data.hf_tokenizer import HFTokenizer
-    from liquid_jax.data.sp_tokenizer import SentencePieceTokenizer
-
-    meta_path = fileio.join(directory, META_FILE)
-    kind = read_json(meta_path).get("kind") if fileio.exists(meta_path) else None
-    if kind is None:
-        if fileio.exists(fileio.join(directory, SP_MODEL_FILE)):
-            kind = SentencePieceTokenizer.KIND
-        elif fileio.exists(fileio.join(directory, HF_TOKENIZER_FILE)):
-            kind = HFTokenizer.KIND
-        else:
-            raise FileNotFoundError(
-                f"{directory}: no {SP_MODEL_FILE} or {HF_TOKENIZER_FILE} to load a tokenizer from"
-            )
-    backends = {SentencePieceTokenizer.KIND: SentencePieceTokenizer, HFTokenizer.KIND: HFTokenizer}
-    if kind not in backends:
-        raise ValueError(f"{meta_path}: unknown tokenizer kind {kind!r}")
-    tokenizer = backends[kind].load(directory, **kwargs)
-    check_meta(tokenizer, directory)
-    return tokenizer
-
-
-def save_hf_tokenizer_files(tokenizer: TextTokenizer, directory: str) -> None:
-    """Writes tokenizer files that ``transformers.AutoTokenizer.from_pretrained`` loads.
-
-    SentencePiece: ``tokenizer.model`` + ``tokenizer_config.json`` naming
-    ``GemmaTokenizer``; HF tokenizers: ``tokenizer.json`` + ``tokenizer_config.json``
-    naming ``PreTrainedTokenizerFast``. Both encode exactly as ``tokenizer.encode``.
-    The same files are what ``tokenizer.save`` writes (plus ``liquid_text_vocab.json``).
-    """
-    tokenizer.save(directory)

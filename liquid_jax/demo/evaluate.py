@@ -30,21 +30,7 @@ from liquid_jax.demo import visuals
 from liquid_jax.demo.stages import Paths, test_images
 from liquid_jax.evals.probe import blurred_u8, train_probe
 from liquid_jax.evals.scoring import score_captions, score_images
-
-
-def _progress(what: str):
-    """A sampler progress callback: ``what: done/total tokens, rate, ETA`` every ~10 s."""
-    from liquid_jax.train.metrics import Progress
-
-    state = {}
-
-    def report(done: int, total: int) -> None:
-        if "p" not in state:
-            state["p"] = Progress(total, unit="token")
-        state["p"].update(done, what)
-
-    return report
-
+from liquid_jax.progress import Progress
 
 ATTRS = ("color", "shape", "size", "position")
 
@@ -113,7 +99,7 @@ def _t2i(config, sampler, probe, prompts: list[str]):
             top_p=e.top_p,
             cfg_min_p=e.cfg_min_p,
             seed=config.seed,
-            progress=_progress(f"T2I {name}"),
+            progress=Progress(0, unit="token", label=f"T2I {name}"),
         )
         scores = _scored(score_images, probe.predict(result.images), targets)
         logging.info("T2I %s (scale %s, %.0fs): %s", name, scale, time.perf_counter() - t,
@@ -183,7 +169,7 @@ def run_eval(config, paths: Paths) -> dict:
     t = time.perf_counter()
     i2t_images = images[: e.num_images]
     captions = sampler.i2t(list(i2t_images), max_new_tokens=e.max_caption_tokens,
-                           progress=_progress("I2T"))  # fmt: skip
+                           progress=Progress(0, unit="token", label="I2T"))  # fmt: skip
     i2t = _scored(score_captions, captions, truth[: e.num_images])
     logging.info("I2T (%.0fs): %s", time.perf_counter() - t, _rounded(i2t))
 

@@ -15,12 +15,9 @@ from collections.abc import Callable
 
 from absl import logging
 
+from liquid_jax.progress import clock
+
 MARKERS = "stages"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60:d}:{seconds % 60:02d}"
 
 
 class StageRunner:
@@ -59,8 +56,8 @@ class StageRunner:
         elapsed = time.perf_counter() - self.t0
         logging.info(
             "== stage %d/%d: %s (planned %s; demo elapsed %s, ETA %s)",
-            k, n, title, _clock(self.budget.get(name, 0)), _clock(elapsed),
-            _clock(self.budget.get(name, 0) + self._eta(name)),
+            k, n, title, clock(self.budget.get(name, 0)), clock(elapsed),
+            clock(self.budget.get(name, 0) + self._eta(name)),
         )  # fmt: skip
         t = time.perf_counter()
         result = fn() or {}
@@ -72,7 +69,7 @@ class StageRunner:
         os.replace(tmp, self.marker(name))  # atomic: a marker is whole or absent
         logging.info(
             "== stage %d/%d %s: done in %s (demo elapsed %s, ETA %s)",
-            k, n, title, _clock(wall), _clock(time.perf_counter() - self.t0),
-            _clock(self._eta(name)),
+            k, n, title, clock(wall), clock(time.perf_counter() - self.t0),
+            clock(self._eta(name)),
         )  # fmt: skip
         return result

@@ -14,18 +14,14 @@ tells "the model ignores the colour word" apart from "the sampler loses the colo
 
 from __future__ import annotations
 
-import functools
-
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from liquid_jax.data.formats import t2i_prompt
 from liquid_jax.data.shapes_captions import POSITION_PHRASES
 from liquid_jax.data.shapes_scene import COLORS, SHAPES, SIZES
 from liquid_jax.data.tokenizer import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.evals.teacher_forced import score_sequences
 
 # Words of one class replace each other; relations ("above", "left of") count as position.
 WORD_CLASSES = {
@@ -46,20 +42,6 @@ def swap_words(caption: str, words: tuple[str, ...], rng: np.random.Generator) -
     return " ".join(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _summed_nll_fn(graphdef, vocab: int):
-    """Jitted ``(state, tokens, mask) -> float32[B]``: each row's masked next-token loss;
-    cached, so the edited captions of one ``caption_use`` call share one compile."""
-
-    @jax.jit
-    def summed_nll(state, tokens, mask):
-        logits = nnx.merge(graphdef, state)(tokens)[:, :-1, :vocab].astype(jnp.float32)
-        picked = jnp.take_along_axis(logits, tokens[:, 1:, None], axis=-1)[..., 0]
-        return ((jax.nn.logsumexp(logits, axis=-1) - picked) * mask[:, 1:]).sum(axis=1)
-
-    return summed_nll
-
-
 def code_loss(
     model,
     layout: VocabLayout,
@@ -73,21 +55,13 @@ def code_loss(
     after each caption's T2I prompt (the first instruction phrasing)."""
     prompts = [t2i_prompt(tokenizer, layout, c) for c in captions]
     images = layout.image_tokens(np.asarray(codes).reshape(len(captions), -1))
-    longest = max(len(p) for p in prompts) + images.shape[1]
-    length = -(-longest // 8) * 8
-    graphdef, state = nnx.split(model)
-    summed_nll = _summed_nll_fn(graphdef, layout.vocab_size)
-
-    total = 0.0
-    for start in range(0, len(prompts), batch_size):
-        tokens = np.full((batch_size, length), layout.pad_id, np.int32)
-        mask = np.zeros((batch_size, length), np.float32)
-        for row, i in enumerate(range(start, min(start + batch_size, len(prompts)))):
-            seq = np.concatenate([prompts[i], images[i]])
-            tokens[row, : len(seq)] = seq
-            mask[row, len(prompts[i]) : len(seq)] = 1.0
-        total += float(summed_nll(state, jnp.asarray(tokens), jnp.asarray(mask)).sum())
-    return total / len(prompts)
+    sequences = [np.concatenate([p, im]) for p, im in zip(prompts, images)]
+    scored = [
+        np.concatenate([np.zeros(len(p)), np.ones(len(im))]) for p, im in zip(prompts, images)
+    ]
+    nll, _ = score_sequences(model, sequences, scored, vocab_size=layout.vocab_size,
+                             pad_id=layout.pad_id, batch_size=batch_size)  # fmt: skip
+    return float(nll.mean())
 
 
 def caption_use(

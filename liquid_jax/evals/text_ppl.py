@@ -2,8 +2,8 @@
 
 Each document is scored as it is trained, ``<bos>{text}<eos>`` with every token after
 ``<bos>`` a target (``formats.text_example``); documents are packed one per row, padded
-to a fixed length so one compiled forward pass serves every batch. The softmax runs over
-the model's real vocabulary (``layout.vocab_size``: text tokens, and image codes for a
+to a fixed length (``teacher_forced.score_sequences``). The softmax runs over the model's
+real vocabulary (``layout.vocab_size``: text tokens, and image codes for a
 Liquid model, whose share of the probability mass is part of its cost on text).
 """
 
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
-
 from liquid_jax.data.formats import text_example
 from liquid_jax.data.tokenizer import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.evals.teacher_forced import score_sequences
 from liquid_jax.models import Transformer
 
 
@@ -34,29 +30,14 @@ def perplexity(
     """``{"ppl", "nll", "tokens"}``: exp of the mean next-token loss over all documents'
     target tokens (documents longer than ``max_len`` tokens are cut)."""
     examples = [text_example(tokenizer, layout, t) for t in texts]
-    longest = max(len(e["tokens"]) for e in examples)
-    length = min(max_len, -(-longest // 8) * 8)
-    graphdef, state = nnx.split(model)
-    vocab = layout.vocab_size
-
-    @jax.jit
-    def nll_sums(state, tokens, mask):
-        logits = nnx.merge(graphdef, state)(tokens)[:, :-1, :vocab].astype(jnp.float32)
-        targets = tokens[:, 1:]
-        log_z = jax.nn.logsumexp(logits, axis=-1)
-        picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-        weight = mask[:, 1:].astype(jnp.float32)
-        return ((log_z - picked) * weight).sum(), weight.sum()
-
-    total, count = 0.0, 0.0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        tokens = np.full((batch_size, length), layout.pad_id, np.int32)
-        mask = np.zeros((batch_size, length), np.int32)
-        for row, ex in enumerate(chunk):
-            n = min(len(ex["tokens"]), length)
-            tokens[row, :n], mask[row, :n] = ex["tokens"][:n], ex["loss_mask"][:n]
-        s, w = nll_sums(state, jnp.asarray(tokens), jnp.asarray(mask))
-        total, count = total + float(s), count + float(w)
-    nll = total / max(count, 1.0)
-    return {"ppl": math.exp(nll), "nll": nll, "tokens": count}
+    nll, count = score_sequences(
+        model,
+        [e["tokens"] for e in examples],
+        [e["loss_mask"] for e in examples],
+        vocab_size=layout.vocab_size,
+        pad_id=layout.pad_id,
+        batch_size=batch_size,
+        max_len=max_len,
+    )
+    mean = float(nll.sum() / max(count.sum(), 1.0))
+    return {"ppl": math.exp(mean), "nll": mean, "tokens": float(count.sum())}

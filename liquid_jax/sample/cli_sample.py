@@ -21,6 +21,8 @@ import numpy as np
 from absl import logging
 
 from liquid_jax.data.images import open_image
+from liquid_jax.evals.grid import image_grid
+from liquid_jax.progress import Progress
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 
@@ -42,46 +44,6 @@ def read_prompts(prompt: str | None) -> list[str] | None:
             raise ValueError(f"sample: prompt file {path} has no prompts")
         return lines
     return [prompt]
-
-
-class TokenProgress:
-    """Logs ``done/total tokens``, tokens/s over all rows, and ETA, every ``every_s``."""
-
-    def __init__(self, what: str, rows: int, every_s: float = 5.0):
-        self.what, self.rows, self.every_s = what, rows, every_s
-        self.t0, self.last = time.perf_counter(), -math.inf
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - self.last < self.every_s and done < total:
-            return
-        self.last = now
-        elapsed = max(now - self.t0, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate > 0 else math.inf
-        logging.info(
-            "sample %s: %d/%d steps (%.0f%%), %.1f tokens/s over %d rows, ETA %.0fs",
-            self.what,
-            done,
-            total,
-            100.0 * done / max(total, 1),
-            rate * self.rows,
-            self.rows,
-            eta,
-        )
-
-
-def image_grid(images: np.ndarray, pad: int = 2) -> np.ndarray:
-    """uint8[N, H, W, 3] -> one near-square uint8 grid with white gaps."""
-    n, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, k = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + k * (w + pad)
-        grid[y : y + h, x : x + w] = img
-    return grid
 
 
 def _write_jsonl(path: str, records: list[dict]) -> str:
@@ -152,7 +114,7 @@ def run_sample(
     t0 = time.perf_counter()
     new = max_new_tokens or text_lib.MAX_NEW_TOKENS
     if task == "i2t":
-        progress = TokenProgress("i2t", 1)
+        progress = _token_progress("i2t", 1)
         texts = sampler.i2t(
             [image],
             prompts[0] if prompts else None,
@@ -162,7 +124,7 @@ def run_sample(
         )
         records = [dict(index=0, image=image, prompt=prompts[0] if prompts else None)]
     else:
-        progress = TokenProgress("text", len(prompts) * num_samples)
+        progress = _token_progress("text", len(prompts) * num_samples)
         texts = sampler.text(
             prompts,
             max_new_tokens=new,
@@ -185,6 +147,13 @@ def run_sample(
     return _write_texts(out, records)
 
 
+def _token_progress(task: str, rows: int):
+    """The samplers' ``progress(done, total)`` callback (decode steps of ``rows`` rows at
+    once) as a progress line of tokens."""
+    line = Progress(0, unit="token", every_s=5.0, label=f"sample {task}")
+    return lambda done, total: line(done * rows, total * rows)
+
+
 def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
     """T2I with the reference defaults for any setting left None; writes the PNGs."""
     if sampler.vqgan is None:
@@ -199,7 +168,7 @@ def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
         * settings["num_samples"]
         * (2 if t2i_lib.uses_cfg(settings["cfg_scale"]) else 1)
     )
-    result = sampler.t2i(prompts, progress=TokenProgress("t2i", rows), **settings)
+    result = sampler.t2i(prompts, progress=_token_progress("t2i", rows), **settings)
     seed, cfg = settings["seed"], settings["cfg_scale"]
     from PIL import Image
 
@@ -220,7 +189,8 @@ def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
             )
         )
     grid_path = os.path.join(out, "grid.png")
-    Image.fromarray(image_grid(result.images)).save(grid_path)
+    cols = math.ceil(math.sqrt(len(result.images)))  # near square
+    Image.fromarray(image_grid(result.images, cols)).save(grid_path)
     codes_path = os.path.join(out, "codes.npy")
     np.save(codes_path, result.codes)
     jsonl = _write_jsonl(os.path.join(out, "samples.jsonl"), records)

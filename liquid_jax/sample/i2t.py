@@ -17,9 +17,8 @@ from PIL import Image
 
 from liquid_jax.data.formats import i2t_prompt, vqa_prompt
 from liquid_jax.data.images import load_image
-from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
-from liquid_jax.sample.text import chat_ids
 
 
 def as_image_list(images) -> list:
@@ -78,5 +77,5 @@ def i2t_stop_ids(
 ) -> tuple[int, ...]:
     """<eos>, plus <end_of_turn> when any prompt is a chat (VQA) turn."""
     if any(q is not None for q in questions):
-        return (layout.eos_id, chat_ids(tokenizer)[1])
+        return (layout.eos_id, chat_turn_ids(tokenizer)[1])
     return (layout.eos_id,)

@@ -16,7 +16,8 @@ import os
 import jax.numpy as jnp
 from absl import logging
 
-from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
+from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizer_files import load_tokenizer
 from liquid_jax.data.vocab import VOCAB_FILE, VocabLayout
 from liquid_jax.sample.api import Sampler
 

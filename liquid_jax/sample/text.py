@@ -12,22 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from liquid_jax.data.tokenizer import END_OF_TURN, START_OF_TURN, TextTokenizer
+from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 
 MAX_NEW_TOKENS = 128  # Liquid's I2T / VQA evaluation limit; also our text default
-
-
-def chat_ids(tokenizer: TextTokenizer) -> tuple[int, int]:
-    """(<start_of_turn>, <end_of_turn>) ids, or ValueError naming the tokenizer."""
-    start, end = tokenizer.token_to_id(START_OF_TURN), tokenizer.token_to_id(END_OF_TURN)
-    if start is None or end is None:
-        raise ValueError(
-            f"chat: the tokenizer {getattr(tokenizer, 'name', type(tokenizer).__name__)} has "
-            f"no {START_OF_TURN}/{END_OF_TURN} tokens (Gemma's chat template); use plain text"
-        )
-    return start, end
 
 
 def text_prompt(
@@ -36,7 +25,7 @@ def text_prompt(
     """The prompt ids int32[P] for ``text`` (plain or chat)."""
     if not chat:
         return np.asarray([layout.bos_id, *tokenizer.encode(text)], np.int32)
-    start, end = chat_ids(tokenizer)
+    start, end = chat_turn_ids(tokenizer)
     ids = [layout.bos_id, start, *tokenizer.encode("user\n" + text), end]
     ids += [*tokenizer.encode("\n"), start, *tokenizer.encode("model\n")]
     return np.asarray(ids, np.int32)
@@ -44,7 +33,7 @@ def text_prompt(
 
 def stop_ids(tokenizer: TextTokenizer, layout: VocabLayout, chat: bool) -> tuple[int, ...]:
     """Ids that end a row: <eos>, plus <end_of_turn> in chat."""
-    return (layout.eos_id, chat_ids(tokenizer)[1]) if chat else (layout.eos_id,)
+    return (layout.eos_id, chat_turn_ids(tokenizer)[1]) if chat else (layout.eos_id,)
 
 
 def text_decode_spec(

@@ -21,10 +21,11 @@ from liquid_jax.data.pipeline import make_iterator, to_global_batch
 from liquid_jax.data.pipeline_config import PipelineConfig
 from liquid_jax.models import Transformer
 from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
+from liquid_jax.progress import Progress
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
 from liquid_jax.train.loss import metrics_from_sums
-from liquid_jax.train.metrics import MetricWriter, Progress
+from liquid_jax.train.metrics import MetricWriter
 from liquid_jax.train.optimizer import make_optimizer
 from liquid_jax.train.preemption import PreemptionGuard
 from liquid_jax.train.setup import (

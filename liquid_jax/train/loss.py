@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from liquid_jax.data.formats import TASK_I2T, TASK_T2I, TASK_TEXT, TASK_VQA
+from liquid_jax.models.loss import token_nll
 
 TASKS = {"text": TASK_TEXT, "t2i": TASK_T2I, "i2t": TASK_I2T, "vqa": TASK_VQA}
 
@@ -27,9 +28,7 @@ def loss_sums(logits: jax.Array, batch: dict, max_z_weight: float = 0.0) -> dict
     weight = batch["loss_mask"][:, 1:].astype(jnp.float32)
     task = batch["task"][:, 1:]
     logits = logits[:, :-1].astype(jnp.float32)
-    log_z = jax.nn.logsumexp(logits, axis=-1)
-    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    nll = (log_z - target_logit) * weight
+    nll = token_nll(logits, targets) * weight
     correct = (jnp.argmax(logits, axis=-1) == targets) * weight
     out = {"nll": nll.sum(), "weight": weight.sum(), "correct": correct.sum()}
     if max_z_weight:

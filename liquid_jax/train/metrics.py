@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import time
 from collections.abc import Mapping
 
 import jax
@@ -100,31 +99,3 @@ class MetricWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-class Progress:
-    """A progress line with rate and ETA, logged at most every ``every_s`` seconds."""
-
-    def __init__(self, total: int, start: int = 0, unit: str = "step", every_s: float = 10.0):
-        self.total, self.start, self.unit, self.every_s = total, start, unit, every_s
-        self._t0 = time.perf_counter()
-        self._last = -math.inf
-
-    def rate(self, done: int) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return (done - self.start) / elapsed if elapsed > 0 else 0.0
-
-    def line(self, done: int, extra: str = "") -> str:
-        rate = self.rate(done)
-        left = (self.total - done) / rate if rate > 0 else math.inf
-        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if math.isfinite(left) else "?"
-        pct = 100.0 * done / max(self.total, 1)
-        head = f"{done}/{self.total} {self.unit}s ({pct:.0f}%)"
-        return f"{head} {rate:.2f} {self.unit}/s ETA {eta} {extra}"
-
-    def update(self, done: int, extra: str = "", force: bool = False) -> None:
-        now = time.perf_counter()
-        if force or now - self._last >= self.every_s or done >= self.total:
-            self._last = now
-            if jax.process_index() == 0:
-                logging.info("%s", self.line(done, extra).rstrip())

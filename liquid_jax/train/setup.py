@@ -12,7 +12,8 @@ import jax
 from absl import logging
 
 from liquid_jax import fileio
-from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
+from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizer_files import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, TransformerSpec, get_preset
 

@@ -14,7 +14,8 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from liquid_jax import fileio
-from liquid_jax.data.tokenizer import TextTokenizer, load_tokenizer
+from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizer_files import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, TransformerSpec
 from liquid_jax.parallel import state_shardings

@@ -29,9 +29,10 @@ from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
 from liquid_jax.models.vqgan_tiles import distinct_tiles
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
+from liquid_jax.progress import Progress
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.codebook import farthest_point_codebook
-from liquid_jax.train.metrics import MetricWriter, Progress
+from liquid_jax.train.metrics import MetricWriter
 from liquid_jax.train.preemption import PreemptionGuard
 from liquid_jax.train.vqgan_step import (
     VQGANLossConfig,

@@ -18,7 +18,7 @@ from liquid_jax.data.pipeline import (
 from liquid_jax.data.record_format import FormatOptions, ImageTextFormatter
 from liquid_jax.data.skips import BadRecord, TooManySkipsError
 from liquid_jax.data.sources_shapes import ShapesCodeSource
-from liquid_jax.data.tokenizer import load_tokenizer
+from liquid_jax.data.tokenizer_files import load_tokenizer
 
 GRID = 64  # stand-in codes: 8x8 per image
 

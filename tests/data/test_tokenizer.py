@@ -12,10 +12,9 @@ from liquid_jax.data.sp_train import train_sentencepiece
 from liquid_jax.data.tokenizer import (
     SPECIAL_TOKENS,
     TextTokenizer,
-    load_tokenizer,
-    save_hf_tokenizer_files,
     vocab_layout,
 )
+from liquid_jax.data.tokenizer_files import load_tokenizer
 
 ODD_TEXTS = [
     "a small red circle above a large blue square",
@@ -153,7 +152,7 @@ def test_transformers_loads_exported_tokenizer(backend, sp_dir, shapes_corpus, t
         tok = load_tokenizer(sp_dir)
     else:
         tok = train_bpe_tokenizer(shapes_corpus, 500)
-    save_hf_tokenizer_files(tok, str(tmp_path))
+    tok.save(str(tmp_path))
     hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     assert len(hf) == tok.vocab_size
     assert hf.convert_tokens_to_ids(list(SPECIAL_TOKENS)) == _ids_of(tok)

@@ -113,4 +113,4 @@ def test_liquid_jax_sample_command(hf_dir, tmp_path):
     ]
     assert np.load(out / "codes.npy").shape == (3, 2, 3)
     assert Image.open(out / "sample_000.png").size == (12, 8)
-    assert "tokens/s" in proc.stderr
+    assert "token/s" in proc.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from liquid_jax.train.checkpoint import Checkpointer
-from liquid_jax.train.metrics import MetricWriter, Progress
+from liquid_jax.train.metrics import MetricWriter
 
 
 def _state(seed):
@@ -57,9 +57,3 @@ def test_metrics_jsonl_truncates_on_resume(tmp_path):
     w.write_scalars(3, {"loss": 7.0})
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 7.0)]
-
-
-def test_progress_line_has_rate_and_eta():
-    p = Progress(total=100, unit="step")
-    line = p.line(0)
-    assert "0/100 steps" in line and "ETA" in line

@@ -24,7 +24,8 @@ from ml_collections import ConfigDict
 from liquid_jax import fileio
 from liquid_jax.data.hf_tokenizer import train_bpe_tokenizer
 from liquid_jax.data.sp_train import train_sentencepiece
-from liquid_jax.data.tokenizer import load_tokenizer, vocab_layout
+from liquid_jax.data.tokenizer import vocab_layout
+from liquid_jax.data.tokenizer_files import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import TransformerSpec, get_preset
 from liquid_jax.train import checkpoint, metrics
