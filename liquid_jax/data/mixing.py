@@ -1,8 +1,9 @@
-"""Mixing Liquid's tasks: T2I vs I2T per image-text pair, and text vs image-text sources.
+"""Mixing Liquid's tasks: T2I vs I2T per image-text pair.
 
-The paper uses each image-text pair once, 80% of them as T2I and 20% as I2T, and mixes
-about as many text documents as pairs. Both choices draw from an explicit
-``numpy.random.Generator`` so a pipeline seeded per example is deterministic.
+The paper uses each image-text pair once, 80% of them as T2I and 20% as I2T (text vs
+image-text sources are weighted by the pipeline: ``text_weight``, ``image_text_weight``).
+The choice draws from an explicit ``numpy.random.Generator`` so a pipeline seeded per
+example is deterministic.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from liquid_jax.data.tokenizer import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 
 T2I_FRACTION = 0.8  # of image-text pairs used as T2I; the rest are I2T
-# Relative weights of the sources (paper: 30M text documents, 30M image-text pairs).
 
 
 def image_text_example(

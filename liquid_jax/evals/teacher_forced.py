@@ -48,8 +48,9 @@ def score_sequences(
     the token is scored (predicted from the ones before it; a first token never is).
     Sequences longer than ``max_len`` are cut. Returns (nll float64[N], count float64[N]).
     """
-    longest = max(len(s) for s in sequences)
-    length = -(-longest // 8) * 8 if max_len is None else min(max_len, -(-longest // 8) * 8)
+    length = -(-max(len(s) for s in sequences) // 8) * 8
+    if max_len is not None:
+        length = min(max_len, length)
     graphdef, state = nnx.split(model)
     row_sums = _row_sums_fn(graphdef, vocab_size)
     nll, count = [], []
