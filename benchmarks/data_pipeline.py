@@ -19,11 +19,11 @@ import time
 
 from absl import app, flags
 
-from liquid_jax.data.pipeline import make_iterator, shapes_config
-from liquid_jax.data.shapes_examples import text_record
-from liquid_jax.data.sources_shapes import ShapesCodeSource, ShapesTextSource
-from liquid_jax.data.sp_train import train_sentencepiece
-from liquid_jax.data.tokenizer import load_tokenizer
+from liquid_jax.data.pipeline.dataset import make_iterator, shapes_config
+from liquid_jax.data.shapes.examples import text_record
+from liquid_jax.data.sources.shapes import ShapesCodeSource, ShapesTextSource
+from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 
 _WORKERS = flags.DEFINE_list("workers", ["0", "2"], "Grain worker process counts to time.")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "Tokens per packed row.")

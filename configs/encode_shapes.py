@@ -22,7 +22,7 @@ import os
 import ml_collections
 
 from liquid_jax.config_utils import parse_arg
-from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
+from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
 
 
 def _vqgan_shapes(arg: str) -> ml_collections.ConfigDict:

@@ -33,7 +33,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # The shapes world's background style (source "shapes"): all textures, faint grain.
     c.data.textures = ("plain", "gradient", "stripes", "speckle")
     c.data.grain = 2.0
-    # The rest of the world's style (liquid_jax.data.shapes_sample.STYLE_DEFAULTS).
+    # The rest of the world's style (liquid_jax.data.shapes.sample.STYLE_DEFAULTS).
     c.data.backgrounds = ("dark", "gray", "light")
     c.data.layout = "jitter"  # "anchor": every shape exactly on it; "grid": 3 x 3 cells
     c.data.holdout = 0.0  # fraction of attribute combinations only the test split draws

@@ -67,7 +67,7 @@ def _import_hf() -> None:
 
 def _export() -> None:
     _require("workdir", "out")
-    from liquid_jax.export.run_export import export_run
+    from liquid_jax.runs.export_run import export_run
 
     export_run(FLAGS.workdir, FLAGS.out)
     logging.info("wrote %s", FLAGS.out)
@@ -93,7 +93,7 @@ def _train() -> None:
 
 def _encode_images() -> None:
     _require("config", "workdir")
-    from liquid_jax.data.encode_images import extract_codes
+    from liquid_jax.encode.images import extract_codes
     from liquid_jax.parallel import initialize_distributed
 
     initialize_distributed()

@@ -16,6 +16,9 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
+from configs.smoke import get_config as smoke_config  # noqa: E402
+from liquid_jax.train.loop import train  # noqa: E402
+
 _CACHE = os.path.abspath(
     os.environ.get("LIQUID_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
 )
@@ -32,6 +35,17 @@ jax.config.update("jax_default_matmul_precision", "highest")
 
 # Grain worker processes read absl flags; outside absl.app.run they must be marked parsed.
 flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """``(workdir, last metrics)`` of a 40-step smoke run that keeps checkpoints 20 and 40
+    and logs the validation loss of the in-memory model at both."""
+    workdir = tmp_path_factory.mktemp("smoke_run")
+    config = smoke_config("steps=40")
+    config.eval_every_steps = config.checkpoint_every_steps = 20
+    last = train(config, str(workdir))
+    return str(workdir), last
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +67,7 @@ SLOW = {
     "tests/train/test_train_loop.py::test_sharded_training_matches_single_device": 25,
     "tests/launch/test_sweep.py::test_sweep_runs_points_reports_a_failed_one": 40,
     "tests/demo/test_probe.py::test_probe_reads_real_test_images": 40,
-    "tests/data/test_encode_images.py::test_two_hosts_split_records_and_agree_on_resume": 22,
+    "tests/encode/test_encode_images.py::test_two_hosts_split_records_and_agree_on_resume": 22,
 }
 # A test module holding one of these (imported at its top) needs the torch extra.
 TORCH_MODULES = ("torch", "transformers", "diffusers")

@@ -41,7 +41,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
+from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
 
 TASK_TEXT, TASK_T2I, TASK_I2T, TASK_VQA = 0, 1, 2, 3

@@ -30,9 +30,9 @@ def learning_curve(config, paths, probe, prompts, images, truth):
     final model's, whose evaluation then reuses the loops compiled here.
     """
     from liquid_jax.export import load_vqgan
+    from liquid_jax.runs.checkpoints import complete_steps
+    from liquid_jax.runs.trained_model import load_trained_model
     from liquid_jax.sample.api import Sampler
-    from liquid_jax.train.checkpoint import complete_steps
-    from liquid_jax.train.trained_model import load_trained_model
 
     e, rows, sampler = config.eval, [], None
     for step in complete_steps(paths.liquid):

@@ -24,8 +24,8 @@ import time
 import numpy as np
 from absl import logging
 
-from liquid_jax.data.shapes_captions import parse_caption, scene_attributes
-from liquid_jax.data.shapes_scene import Scene
+from liquid_jax.data.shapes.captions import parse_caption, scene_attributes
+from liquid_jax.data.shapes.scene import Scene
 from liquid_jax.demo import visuals
 from liquid_jax.demo.stages import Paths, test_images
 from liquid_jax.evals.probe import blurred_u8, train_probe
@@ -60,7 +60,7 @@ def _scored(score_fn, outputs, targets: list[dict]) -> tuple[dict, dict]:
 
 
 def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
-    from liquid_jax.data.shapes_world import load_shapes_world
+    from liquid_jax.data.shapes.world import load_shapes_world
 
     source = load_shapes_world(paths.world, "train")
     records = source.__getitems__(list(range(len(source))))
@@ -109,7 +109,7 @@ def _t2i(config, sampler, probe, prompts: list[str]):
 
 
 def _caption_use(config, paths: Paths, model, layout, tokenizer) -> dict:
-    from liquid_jax.data.sources import open_code_source
+    from liquid_jax.data.sources.specs import open_code_source
     from liquid_jax.evals.caption_use import caption_use
 
     source = open_code_source(paths.code_spec("test"))
@@ -131,11 +131,11 @@ def _reconstruct(vqgan, images_u8: np.ndarray) -> np.ndarray:
 
 
 def run_eval(config, paths: Paths) -> dict:
-    from liquid_jax.data.shapes_world import load_shapes_text
+    from liquid_jax.data.shapes.world import load_shapes_text
     from liquid_jax.demo.curve import learning_curve, plot_curve
     from liquid_jax.evals.text_ppl import perplexity
+    from liquid_jax.runs.trained_model import load_trained_model
     from liquid_jax.sample.loading import load_for_sampling
-    from liquid_jax.train.trained_model import load_trained_model
 
     e = config.eval
     os.makedirs(paths.report, exist_ok=True)

@@ -39,25 +39,25 @@ class Paths:
         self.report = sub("report")  # plots, grids, samples
 
     def text_spec(self, split: str) -> str:
-        from liquid_jax.data.shapes_world import TEXT_DATASET, dataset_dir
+        from liquid_jax.data.shapes.world import TEXT_DATASET, dataset_dir
 
         return f"tfds:{dataset_dir(self.world, TEXT_DATASET)}?split={split}"
 
     def code_spec(self, split: str) -> str:
-        from liquid_jax.data.encode_images import CODES_DIR
+        from liquid_jax.encode.images import CODES_DIR
 
         return f"codes:{os.path.join(self.codes, CODES_DIR, split)}"
 
 
 def world_style(config) -> dict:
     """The world's style keys (``shapes_sample.STYLE_DEFAULTS``) as the config sets them."""
-    from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
+    from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
 
     return {k: config.world[k] for k in STYLE_DEFAULTS if k in config.world}
 
 
 def build_world(config, paths: Paths) -> dict:
-    from liquid_jax.data.shapes_world import build_shapes_world
+    from liquid_jax.data.shapes.world import build_shapes_world
 
     w = config.world
     build_shapes_world(paths.world, w.num_train, w.num_val, w.num_test, w.image_size, w.seed,
@@ -80,7 +80,7 @@ def _vqgan_config(config):
 
 def test_images(config, paths: Paths, limit: int | None = None) -> tuple[np.ndarray, list]:
     """uint8[N, S, S, 3] test images and their records (caption, attributes)."""
-    from liquid_jax.data.shapes_world import load_shapes_world
+    from liquid_jax.data.shapes.world import load_shapes_world
 
     source = load_shapes_world(paths.world, "test")
     n = len(source) if limit is None else min(limit, len(source))
@@ -90,8 +90,8 @@ def test_images(config, paths: Paths, limit: int | None = None) -> tuple[np.ndar
 
 def train_tokenizer_vqgan(config, paths: Paths) -> dict:
     """Trains the VQGAN, scores reconstructions of the test split, writes it as taming."""
-    from liquid_jax.data.encode_vqgan import load_vqgan_from_workdir
     from liquid_jax.export.vqgan import save_vqgan
+    from liquid_jax.runs.vqgan import load_vqgan_from_workdir
     from liquid_jax.train.vqgan_loop import evaluate, train_vqgan
 
     vq = _vqgan_config(config)
@@ -109,7 +109,7 @@ def train_tokenizer_vqgan(config, paths: Paths) -> dict:
 
 
 def extract(config, paths: Paths) -> dict:
-    from liquid_jax.data.encode_images import extract_codes
+    from liquid_jax.encode.images import extract_codes
 
     enc = config.encode.copy_and_resolve_references()
     w = config.world
@@ -132,7 +132,7 @@ def _llm_config(section, paths: Paths):
 
 def train_base(config, paths: Paths) -> dict:
     """The text-only base LM, trained from scratch and saved in HF format."""
-    from liquid_jax.export.run_export import export_run
+    from liquid_jax.runs.export_run import export_run
     from liquid_jax.train.loop import train
 
     c = _llm_config(config.base, paths)
@@ -175,7 +175,7 @@ def train_liquid(config, paths: Paths) -> dict:
 
 def export_final(config, paths: Paths) -> dict:
     """``liquid-jax export``: HF transformers model + tokenizer, VQGAN as taming files."""
-    from liquid_jax.export.run_export import export_run
+    from liquid_jax.runs.export_run import export_run
 
     export_run(paths.liquid, paths.export)
     files = sorted(os.listdir(paths.export)) + [

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from liquid_jax.data.formats import t2i_prompt
-from liquid_jax.data.shapes_captions import POSITION_PHRASES
-from liquid_jax.data.shapes_scene import COLORS, SHAPES, SIZES
-from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.shapes.captions import POSITION_PHRASES
+from liquid_jax.data.shapes.scene import COLORS, SHAPES, SIZES
+from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.evals.teacher_forced import score_sequences
 

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from liquid_jax.data.shapes_scene import COLORS, POSITIONS, SHAPES, SIZES
+from liquid_jax.data.shapes.scene import COLORS, POSITIONS, SHAPES, SIZES
 
 SLOTS = tuple(POSITIONS)  # left, right, top, bottom, center
 HEADS = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from liquid_jax.data.shapes_captions import parse_caption
+from liquid_jax.data.shapes.captions import parse_caption
 from liquid_jax.evals.probe import SLOTS, VOCABS
 
 ATTRIBUTES = ("color", "shape", "size", "position")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from liquid_jax.data.formats import text_example
-from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.evals.teacher_forced import score_sequences
 from liquid_jax.models import Transformer

@@ -107,3 +107,11 @@ def chameleon_vqgan(**overrides) -> VQGANConfig:
     )
     base.update(overrides)
     return VQGANConfig(**base)
+
+
+def vqgan_config(model_config) -> VQGANConfig:
+    """A ``VQGANConfig``, or a mapping of its fields (a config's ``model`` section)."""
+    if isinstance(model_config, VQGANConfig):
+        return model_config
+    items = dict(model_config).items()
+    return VQGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in items})

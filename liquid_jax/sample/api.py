@@ -20,7 +20,7 @@ import numpy as np
 
 from liquid_jax.data.formats import DOWNSAMPLE
 from liquid_jax.data.images import to_uint8
-from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.models.vqgan import VQGAN, check_image_shape

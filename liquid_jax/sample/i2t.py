@@ -17,7 +17,7 @@ from PIL import Image
 
 from liquid_jax.data.formats import i2t_prompt, vqa_prompt
 from liquid_jax.data.images import load_image
-from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
+from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
 
 

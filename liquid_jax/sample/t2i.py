@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from liquid_jax.data.formats import T2I_INSTRUCTIONS, t2i_prompt
-from liquid_jax.data.tokenizer import TextTokenizer
+from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from liquid_jax.data.tokenizer import TextTokenizer, chat_turn_ids
+from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 

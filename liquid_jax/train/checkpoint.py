@@ -15,9 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from liquid_jax import fileio
-
-CHECKPOINT_DIR = "checkpoints"
+from liquid_jax.runs.layout import checkpoints_dir
 
 
 def _quiet_orbax(record) -> bool:
@@ -56,7 +54,7 @@ class Checkpointer:
     """
 
     def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
-        self.directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
+        self.directory = checkpoints_dir(workdir)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
@@ -133,36 +131,3 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
-
-
-def complete_steps(workdir: str) -> list[int]:
-    """The steps of the finalised checkpoints in a run directory, ascending: the
-    directories named by their step alone (a save in progress lives under a temporary
-    name). Reads the directory only, no Orbax manager."""
-    directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
-    if not fileio.isdir(directory):
-        return []
-    return sorted(int(d) for d in fileio.listdir(directory) if d.isdigit())
-
-
-def restore_subtree(workdir: str, key: str, abstract: Any, step: int | None = None):
-    """Reads only ``state[key]`` of a checkpoint (e.g. the model without the optimizer's
-    moments): ``(step, tree)``. ``abstract`` gives the subtree's structure, dtypes and
-    (optional) shardings as ``jax.ShapeDtypeStruct``s; ``step`` defaults to the latest."""
-    from etils import epath
-
-    directory = fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
-    if step is None:
-        done = complete_steps(workdir)
-        if not done:
-            raise FileNotFoundError(f"no complete checkpoint in {directory}")
-        step = done[-1]
-    path = fileio.join(directory, str(step), "state")
-    target = {key: abstract}
-    args = ocp.args.PyTreeRestore(
-        item=target,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-        partial_restore=True,
-    )
-    restored = ocp.PyTreeCheckpointer().restore(epath.Path(path), args=args)
-    return step, restored[key]

@@ -17,11 +17,13 @@ from absl import logging
 from flax import nnx
 
 from liquid_jax import fileio
-from liquid_jax.data.pipeline import make_iterator, to_global_batch
-from liquid_jax.data.pipeline_config import PipelineConfig
+from liquid_jax.data.pipeline.config import PipelineConfig
+from liquid_jax.data.pipeline.dataset import make_iterator, to_global_batch
 from liquid_jax.models import Transformer
 from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
 from liquid_jax.progress import Progress
+from liquid_jax.runs.layout import TOKENIZER
+from liquid_jax.runs.trained_model import write_run_info
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
 from liquid_jax.train.loss import metrics_from_sums
@@ -36,7 +38,6 @@ from liquid_jax.train.setup import (
 )
 from liquid_jax.train.train_state import create_train_state
 from liquid_jax.train.train_step import StepConfig, jit_eval_step, jit_train_step
-from liquid_jax.train.trained_model import write_run_info
 
 
 class NonFiniteError(RuntimeError):
@@ -74,7 +75,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
 
     ``iterator_fn(data_config, tokenizer, layout)`` makes the training batch iterator
     (``next`` -> host batch, ``get_state``/``set_state``, ``close``); the default is the
-    Grain pipeline of ``liquid_jax.data.pipeline``.
+    Grain pipeline of ``liquid_jax.data.pipeline.dataset``.
 
     Returns the last logged metrics. Stable outputs: ``workdir/metrics.jsonl`` (one JSON
     object per logged step with ``step``, ``loss`` and per-task losses) and
@@ -95,8 +96,8 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     layout = resolve_layout(config, tokenizer)
     if jax.process_index() == 0:
         layout.save(workdir)
-        if not fileio.exists(fileio.join(workdir, "tokenizer")):
-            tokenizer.save(fileio.join(workdir, "tokenizer"))
+        if not fileio.exists(fileio.join(workdir, TOKENIZER)):
+            tokenizer.save(fileio.join(workdir, TOKENIZER))
     # --- data
     data_cfg = _data_config(config)
     train_iter = iterator_fn(data_cfg, tokenizer, layout)

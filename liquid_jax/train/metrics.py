@@ -12,8 +12,8 @@ import numpy as np
 from absl import logging
 
 from liquid_jax import fileio
+from liquid_jax.runs.layout import METRICS, TENSORBOARD
 
-METRICS_FILE = "metrics.jsonl"
 # tensorboardX writes event files at these URL schemes through these modules (its own
 # writers, not epath's); at any other URL TensorBoard is skipped.
 TENSORBOARD_URL_MODULES = {"gs": "google.cloud.storage", "s3": "boto3"}
@@ -50,13 +50,13 @@ class MetricWriter:
 
     def __init__(self, workdir: str, resume_step: int | None = None, tensorboard: bool = True):
         self.enabled = jax.process_index() == 0
-        self.path = fileio.join(workdir, METRICS_FILE)
+        self.path = fileio.join(workdir, METRICS)
         self._tb = None
         if not self.enabled:
             return
         fileio.makedirs(workdir)
         self._truncate_after(resume_step or 0)
-        logdir = fileio.join(workdir, "tensorboard")
+        logdir = fileio.join(workdir, TENSORBOARD)
         why_not = _tensorboard_unsupported(logdir) if tensorboard else None
         if why_not:
             logging.warning("metrics: no TensorBoard events at %s (%s)", logdir, why_not)

@@ -12,15 +12,16 @@ import jax
 from absl import logging
 
 from liquid_jax import fileio
-from liquid_jax.data.tokenizer import TextTokenizer
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.tokenizers.base import TextTokenizer
+from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, TransformerSpec, get_preset
+from liquid_jax.runs.layout import TOKENIZER
 
 
 def _train_tokenizer(tok_cfg, directory: str) -> TextTokenizer:
-    from liquid_jax.data.sources import open_text_source
-    from liquid_jax.data.sp_train import train_sentencepiece
+    from liquid_jax.data.sources.specs import open_text_source
+    from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 
     source = open_text_source(tok_cfg.train_corpus)
     texts = (source[i]["text"] for i in range(len(source)))
@@ -37,7 +38,7 @@ def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
     tok_cfg = config.tokenizer
     if tok_cfg.get("path", ""):
         return load_tokenizer(tok_cfg.path)
-    directory = fileio.join(workdir, "tokenizer")
+    directory = fileio.join(workdir, TOKENIZER)
     if fileio.exists(fileio.join(directory, "tokenizer.model")):
         return load_tokenizer(directory)
     if not tok_cfg.get("train_corpus", ""):
@@ -46,7 +47,7 @@ def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
 
 
 def resolve_layout(config, tokenizer: TextTokenizer) -> VocabLayout:
-    from liquid_jax.data.tokenizer import vocab_layout
+    from liquid_jax.data.tokenizers.base import vocab_layout
 
     init_from = config.model.get("init_from", "")
     if init_from:

@@ -21,12 +21,12 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax import fileio
-from liquid_jax.data.encode_vqgan import vqgan_config
-from liquid_jax.data.image_batches import host_batch
 from liquid_jax.data.images import to_uint8
+from liquid_jax.data.sources.image_batches import host_batch
 from liquid_jax.evals.grid import image_grid, save_png
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
+from liquid_jax.models.vqgan_config import vqgan_config
 from liquid_jax.models.vqgan_tiles import distinct_tiles
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
 from liquid_jax.progress import Progress
@@ -46,8 +46,8 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
     source = data_cfg.source
     if source == "shapes":
-        from liquid_jax.data.shapes_sample import STYLE_DEFAULTS
-        from liquid_jax.data.shapes_world import generate_images
+        from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
+        from liquid_jax.data.shapes.world import generate_images
 
         size = data_cfg.image_size
         style = {k: data_cfg[k] for k in STYLE_DEFAULTS if k in data_cfg}
@@ -57,7 +57,7 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
                               **style)  # fmt: skip
         return train, val
     if source == "folder":
-        from liquid_jax.data.image_batches import load_image_folder
+        from liquid_jax.data.sources.image_batches import load_image_folder
 
         images = load_image_folder(data_cfg.path, data_cfg.image_size)
         n_val = min(data_cfg.num_val, len(images) // 10)

@@ -5,8 +5,8 @@ import string
 import numpy as np
 import pytest
 
-from liquid_jax.data.shapes_examples import text_record
-from liquid_jax.data.sp_train import train_sentencepiece
+from liquid_jax.data.shapes.examples import text_record
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 
 
 class CharTokenizer:

@@ -6,14 +6,14 @@ import pickle
 import numpy as np
 import pytest
 
-from liquid_jax.data.code_records import (
+from liquid_jax.data.skips import BadRecord
+from liquid_jax.data.sources.code_records import (
     CodeRecordSource,
     CodeRecordWriter,
     decode_code_record,
     encode_code_record,
     find_shards,
 )
-from liquid_jax.data.skips import BadRecord
 
 
 def _record(i, grid=(3, 4), top=8192):

@@ -19,9 +19,9 @@ from liquid_jax.data.formats import (
     text_example,
     vqa_example,
 )
-from liquid_jax.data.mixing import image_text_example
-from liquid_jax.data.tokenizer import vocab_layout
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.pipeline.mixing import image_text_example
+from liquid_jax.data.tokenizers.base import vocab_layout
+from liquid_jax.data.tokenizers.load import load_tokenizer
 
 CODES = np.array([[5, 6], [7, 8]])  # a 2x2 grid, raster order 5 6 7 8
 NUM_CODES = 16

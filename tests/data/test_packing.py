@@ -7,7 +7,7 @@ import grain
 import numpy as np
 import pytest
 
-from liquid_jax.data.packing import FlattenExamples, pack
+from liquid_jax.data.pipeline.packing import FlattenExamples, pack
 
 SEQ_LEN, PAD = 32, 0
 RECORDS = 120

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from liquid_jax.data.formats import TASK_I2T, TASK_T2I, TASK_TEXT
-from liquid_jax.data.pipeline import (
+from liquid_jax.data.pipeline.dataset import (
     PipelineConfig,
     make_iterator,
     resolve_layout,
     shapes_config,
     to_global_batch,
 )
-from liquid_jax.data.record_format import FormatOptions, ImageTextFormatter
+from liquid_jax.data.pipeline.record_format import FormatOptions, ImageTextFormatter
 from liquid_jax.data.skips import BadRecord, TooManySkipsError
-from liquid_jax.data.sources_shapes import ShapesCodeSource
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.sources.shapes import ShapesCodeSource
+from liquid_jax.data.tokenizers.load import load_tokenizer
 
 GRID = 64  # stand-in codes: 8x8 per image
 

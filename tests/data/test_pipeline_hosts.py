@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from liquid_jax.data.pipeline import make_iterator, shapes_config
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.pipeline.dataset import make_iterator, shapes_config
+from liquid_jax.data.tokenizers.load import load_tokenizer
 
 
 def _examples(tokenizer, process_index, process_count):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from liquid_jax.data.shapes_examples import image_text_record
-from liquid_jax.data.shapes_sample import check_world_style, is_held_out
-from liquid_jax.data.shapes_scene import GRID_POSITIONS, Scene
+from liquid_jax.data.shapes.examples import image_text_record
+from liquid_jax.data.shapes.sample import check_world_style, is_held_out
+from liquid_jax.data.shapes.scene import GRID_POSITIONS, Scene
 
 PLAIN = {"textures": ("plain",), "grain": 0.0, "backgrounds": ("gray",)}
 

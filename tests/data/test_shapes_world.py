@@ -5,12 +5,12 @@ import hashlib
 import numpy as np
 import pytest
 
-from liquid_jax.data.shapes_captions import caption_scene, parse_caption, scene_attributes
-from liquid_jax.data.shapes_draw import render_scene
-from liquid_jax.data.shapes_examples import image_text_record, text_record
-from liquid_jax.data.shapes_sample import sample_scene
-from liquid_jax.data.shapes_scene import BACKGROUNDS, COLORS, POSITIONS, Scene
-from liquid_jax.data.shapes_world import (
+from liquid_jax.data.shapes.captions import caption_scene, parse_caption, scene_attributes
+from liquid_jax.data.shapes.draw import render_scene
+from liquid_jax.data.shapes.examples import image_text_record, text_record
+from liquid_jax.data.shapes.sample import sample_scene
+from liquid_jax.data.shapes.scene import BACKGROUNDS, COLORS, POSITIONS, Scene
+from liquid_jax.data.shapes.world import (
     build_shapes_world,
     generate_images,
     load_shapes_text,

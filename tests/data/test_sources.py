@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liquid_jax.data.shapes_world import build_shapes_world
+from liquid_jax.data.shapes.world import build_shapes_world
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy, TooManySkipsError
-from liquid_jax.data.sources import (
+from liquid_jax.data.sources.images import ImageFolderSource, ImageTextJsonlSource
+from liquid_jax.data.sources.shapes import ShapesCodeSource, stand_in_codes
+from liquid_jax.data.sources.specs import (
     ConcatSource,
     iterate_valid,
     open_code_source,
@@ -18,10 +20,8 @@ from liquid_jax.data.sources import (
     open_text_source,
     parse_spec,
 )
-from liquid_jax.data.sources_images import ImageFolderSource, ImageTextJsonlSource
-from liquid_jax.data.sources_shapes import ShapesCodeSource, stand_in_codes
-from liquid_jax.data.sources_text import PlainTextSource, TextJsonlSource
-from liquid_jax.data.sources_tfds import TfdsSource
+from liquid_jax.data.sources.text import PlainTextSource, TextJsonlSource
+from liquid_jax.data.sources.tfds import TfdsSource
 
 
 def _png(path, width, height, color=(200, 30, 30)):

@@ -6,15 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from liquid_jax.data.hf_tokenizer import HFTokenizer, train_bpe_tokenizer
-from liquid_jax.data.sp_tokenizer import SentencePieceTokenizer
-from liquid_jax.data.sp_train import train_sentencepiece
-from liquid_jax.data.tokenizer import (
+from liquid_jax.data.tokenizers.base import (
     SPECIAL_TOKENS,
     TextTokenizer,
     vocab_layout,
 )
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.tokenizers.hf import HFTokenizer, train_bpe_tokenizer
+from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 
 ODD_TEXTS = [
     "a small red circle above a large blue square",

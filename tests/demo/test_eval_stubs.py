@@ -23,14 +23,14 @@ Mutations tried (on an in-memory copy of ``demo/evaluate.py``):
 import numpy as np
 import pytest
 
-import liquid_jax.data.shapes_world as shapes_world
+import liquid_jax.data.shapes.world as shapes_world
 import liquid_jax.demo.curve as curve
 import liquid_jax.evals.text_ppl as text_ppl
+import liquid_jax.runs.trained_model as trained_model
 import liquid_jax.sample.loading as loading
-import liquid_jax.train.trained_model as trained_model
 from configs.demo import get_config
-from liquid_jax.data.shapes_captions import parse_caption
-from liquid_jax.data.shapes_examples import image_text_record
+from liquid_jax.data.shapes.captions import parse_caption
+from liquid_jax.data.shapes.examples import image_text_record
 from liquid_jax.demo import evaluate
 from liquid_jax.demo.stages import Paths
 from liquid_jax.evals.probe import slot_labels

@@ -3,9 +3,9 @@ split's ground truth, and its per-slot labels describe every scene."""
 
 import numpy as np
 
-from liquid_jax.data.shapes_captions import scene_attributes
-from liquid_jax.data.shapes_examples import image_text_record
-from liquid_jax.data.shapes_scene import Scene
+from liquid_jax.data.shapes.captions import scene_attributes
+from liquid_jax.data.shapes.examples import image_text_record
+from liquid_jax.data.shapes.scene import Scene
 from liquid_jax.evals.probe import (
     SLOTS,
     AttributeProbe,

@@ -9,9 +9,9 @@ Mutations tried (on an in-memory copy of ``evals/scoring.py``):
   said shape of that colour): ``test_swapped_shapes_in_captions_*`` fails.
 """
 
-from liquid_jax.data.shapes_captions import parse_caption, scene_attributes
-from liquid_jax.data.shapes_examples import image_text_record
-from liquid_jax.data.shapes_scene import Scene
+from liquid_jax.data.shapes.captions import parse_caption, scene_attributes
+from liquid_jax.data.shapes.examples import image_text_record
+from liquid_jax.data.shapes.scene import Scene
 from liquid_jax.evals.probe import SLOTS, slot_labels
 from liquid_jax.evals.scoring import score_captions, score_images
 

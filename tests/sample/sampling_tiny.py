@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flax import nnx
 
-from liquid_jax.data.tokenizer import vocab_layout
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.tokenizers.base import vocab_layout
+from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.models.vqgan import VQGAN

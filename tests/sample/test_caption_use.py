@@ -8,8 +8,8 @@ from sampling_tiny import NUM_CODES, save_tokenizer, tiny_spec
 
 import liquid_jax.evals.caption_use as caption_use_lib
 from liquid_jax.data.formats import t2i_prompt
-from liquid_jax.data.tokenizer import vocab_layout
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.tokenizers.base import vocab_layout
+from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.evals.caption_use import WORD_CLASSES, caption_use, code_loss, swap_words
 from liquid_jax.models.transformer import Transformer
 

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from liquid_jax.data.images import ImageError
+from liquid_jax.runs.load import NoModelError, find_vqgan
 from liquid_jax.sample.cli_sample import run_sample
-from liquid_jax.sample.loading import NoModelError, find_vqgan, load_for_sampling
+from liquid_jax.sample.loading import load_for_sampling
 
 
 @pytest.fixture(scope="module")

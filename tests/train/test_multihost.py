@@ -18,7 +18,7 @@ import pytest
 from configs.smoke import get_config
 from launch.common import liquid_args
 from launch.local import run_local
-from liquid_jax.data.pipeline import make_iterator
+from liquid_jax.data.pipeline.dataset import make_iterator
 from liquid_jax.train.loop import train
 
 

@@ -22,16 +22,18 @@ from fsspec.implementations.memory import MemoryFileSystem
 from ml_collections import ConfigDict
 
 from liquid_jax import fileio
-from liquid_jax.data.hf_tokenizer import train_bpe_tokenizer
-from liquid_jax.data.sp_train import train_sentencepiece
-from liquid_jax.data.tokenizer import vocab_layout
-from liquid_jax.data.tokenizer_files import load_tokenizer
+from liquid_jax.data.tokenizers.base import vocab_layout
+from liquid_jax.data.tokenizers.hf import train_bpe_tokenizer
+from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import TransformerSpec, get_preset
+from liquid_jax.runs import checkpoints
+from liquid_jax.runs.layout import is_train_workdir
+from liquid_jax.runs.trained_model import read_run_info, write_run_info
 from liquid_jax.train import checkpoint, metrics
 from liquid_jax.train.metrics import MetricWriter
 from liquid_jax.train.setup import resolve_tokenizer
-from liquid_jax.train.trained_model import is_train_workdir, read_run_info, write_run_info
 
 RUN = "gs://bucket/run"
 
@@ -199,10 +201,10 @@ def test_checkpoint_directory_and_steps_at_a_url(gcs, monkeypatch):
     assert checkpoint.Checkpointer(RUN).directory == f"{RUN}/checkpoints"
     assert managers == [f"{RUN}/checkpoints"]
     with pytest.raises(FileNotFoundError, match=f"{RUN}/checkpoints"):
-        checkpoint.restore_subtree(RUN, "model", {})
+        checkpoints.restore_subtree(RUN, "model", {})
     for name in ("5", "12", "13.orbax-checkpoint-tmp-1"):
         fileio.write_bytes(f"{RUN}/checkpoints/{name}/state/_METADATA", b"{}")
-    assert checkpoint.restore_subtree(RUN, "model", {}) == (12, "tree")
+    assert checkpoints.restore_subtree(RUN, "model", {}) == (12, "tree")
     assert restored == [f"{RUN}/checkpoints/12/state"]
 
 

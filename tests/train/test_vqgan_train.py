@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs.vqgan_shapes import get_config
-from liquid_jax.data.encode_vqgan import vqgan_config
+from liquid_jax.runs.vqgan import vqgan_config
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.vqgan_loop import evaluate, load_images, train_vqgan
 from liquid_jax.train.vqgan_step import make_optimizer
