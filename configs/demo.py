@@ -14,21 +14,9 @@ lines; the target is 15 minutes in all). ``runlocal`` shrinks everything to a CI
 run; ``long`` triples every stage's training steps.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-from liquid_jax.config_utils import base_config, parse_arg
-
-
-def _sibling(name: str, arg: str) -> ml_collections.ConfigDict:
-    """``configs/NAME.py``'s ``get_config(arg)`` (config files load as scripts)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_liquid_demo_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+from liquid_jax.config_utils import base_config, parse_arg, sibling
 
 
 def _llm(runlocal: bool, steps: int, lr: float) -> ml_collections.ConfigDict:
@@ -106,7 +94,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.world.large_extent = 0.5
 
     # 2. The VQGAN (configs/vqgan_shapes.py, trained on the world's train images).
-    c.vqgan = _sibling("vqgan_shapes", "runlocal" if runlocal else "")
+    c.vqgan = sibling(__file__, "vqgan_shapes").get_config("runlocal" if runlocal else "")
     c.vqgan.data.num_train = c.world.num_train
     c.vqgan.data.num_val = c.world.num_val
     if not runlocal:
@@ -137,7 +125,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.vqgan.model.ch_mult = (1, 2, 4)
 
     # 3. Codes of every split (configs/encode_shapes.py; the VQGAN is filled in).
-    c.encode = _sibling("encode_shapes", "runlocal" if runlocal else "")
+    c.encode = sibling(__file__, "encode_shapes").get_config("runlocal" if runlocal else "")
     c.encode.vqgan.model = c.vqgan.model
 
     # 4. The text-only base LM (the stand-in for Gemma / Qwen), trained on the world's

@@ -16,27 +16,15 @@ same command resumes after the last finished chunk.
 model (the VQGAN that ``train-vqgan --config configs/vqgan_shapes.py:runlocal`` trains).
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-from liquid_jax.config_utils import parse_arg
+from liquid_jax.config_utils import parse_arg, sibling
 from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
-
-
-def _vqgan_shapes(arg: str) -> ml_collections.ConfigDict:
-    """``vqgan_shapes.get_config(arg)``, loaded by path (config files load as scripts)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vqgan_shapes.py")
-    spec = importlib.util.spec_from_file_location("_liquid_vqgan_shapes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     runlocal = parse_arg(arg, runlocal=False).runlocal
-    vq_train = _vqgan_shapes("runlocal" if runlocal else "")
+    vq_train = sibling(__file__, "vqgan_shapes").get_config("runlocal" if runlocal else "")
     c = ml_collections.ConfigDict()
 
     # What to encode: a source spec with {split} where the split name goes

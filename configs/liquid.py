@@ -12,12 +12,59 @@
 
 ``base`` is a preset name (gemma_7b, gemma2_2b, gemma2_9b, qwen2.5_0.5b, qwen2.5_7b,
 qwen2.5_32b, llama3.2_1b, ...); without ``init`` the model starts from random weights of
-that shape (useful to check memory and throughput). ``runlocal`` shrinks batch and length
-for a quick check on a small slice.
+that shape (useful to check memory and throughput). ``steps`` is the run's length;
+``runlocal`` shrinks batch and length for a quick check on a small slice. Presets for one
+base call ``recipe`` (``liquid_gemma7b.py``, the paper's main run).
 """
 
-from liquid_jax.config_utils import liquid_recipe, parse_arg
+import ml_collections
+
+from liquid_jax.config_utils import base_config, parse_arg
+
+# Bases of 7B and more get the paper's spike protection (grad norm 0.5, max-z loss).
+LARGE = ("gemma_7b", "gemma2_9b", "qwen2.5_7b", "qwen2.5_14b", "qwen2.5_32b",
+         "llama3.1_8b", "liquid_v1_7b")  # fmt: skip
 
 
-def get_config(arg: str = ""):
-    return liquid_recipe(parse_arg(arg, base="gemma_7b", init="", runlocal=False, steps=30000))
+def recipe(base: str, init: str, steps: int, runlocal: bool) -> ml_collections.ConfigDict:
+    """The paper's recipe for ``base`` (a preset name), started from ``init`` (an import-hf
+    directory, or "" for random weights), ``steps`` long; ``runlocal``: a quick check."""
+    c = base_config()
+    c.total_steps = steps
+    c.log_every_steps = 10
+    c.checkpoint_every_steps = 1000
+    c.eval_every_steps = 1000
+    c.eval_steps = 16
+    c.mesh.update(data=1, fsdp=-1, tensor=1)  # ZeRO-3-like: everything sharded over fsdp
+
+    c.model.init_from = init
+    c.model.preset = "" if init else base
+    c.model.remat = "full"
+    c.model.param_dtype = "float32"  # master weights and Adam moments in float32
+    c.model.dtype = "bfloat16"
+
+    c.data.seq_len = 2048
+    c.data.batch_size = 1024
+    c.data.t2i_fraction = 0.8  # of image-text pairs: 80% T2I, 20% I2T
+    c.data.text_weight = 1.0  # 30M documents : 30M pairs in the paper
+    c.data.image_text_weight = 1.0
+    c.data.num_image_codes = 8192
+    c.data.downsample = 16
+    c.data.num_workers = 8
+
+    c.optim.lr = 2e-5
+    c.optim.schedule = "cosine"
+    c.optim.warmup = 0.03
+    c.optim.weight_decay = 0.0
+    c.optim.grad_clip = 0.5 if base in LARGE else 1.0
+    c.train.max_z_weight = 2e-4 if base in LARGE else 0.0
+
+    if runlocal:
+        c.data.seq_len, c.data.batch_size, c.data.num_workers = 512, 8, 0
+        c.total_steps, c.checkpoint_every_steps, c.eval_every_steps = 20, 10, 10
+    return c
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    args = parse_arg(arg, base="gemma_7b", init="", steps=30000, runlocal=False)
+    return recipe(**args)

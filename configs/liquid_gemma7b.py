@@ -7,11 +7,15 @@
         --config.data.image_text_sources='("codes:/data/codes/train",)' \\
         --workdir gs://BUCKET/liquid-gemma7b
 
-The same recipe for the scaling-study bases: ``configs/liquid.py:base=qwen2.5_7b``.
+``configs/liquid.py``'s recipe with the base fixed; the same recipe for the
+scaling-study bases: ``configs/liquid.py:base=qwen2.5_7b``.
 """
 
-from liquid_jax.config_utils import liquid_recipe, parse_arg
+import ml_collections
+
+from liquid_jax.config_utils import parse_arg, sibling
 
 
-def get_config(arg: str = ""):
-    return liquid_recipe(parse_arg(arg, base="gemma_7b", init="", runlocal=False, steps=30000))
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    args = parse_arg(arg, init="", steps=30000, runlocal=False)
+    return sibling(__file__, "liquid").recipe(base="gemma_7b", **args)

@@ -1,9 +1,16 @@
-"""What config files share: ``get_config(arg)`` parsing and the default sections of an
-LLM training config (the files themselves live in the top-level ``configs/``)."""
+"""What config files share: ``get_config(arg)`` parsing, loading a sibling config file,
+and the default sections of an LLM training config. The files themselves, and the
+recipes, live in the top-level ``configs/``.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import types
+
 import ml_collections
+from ml_collections import config_dict
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -24,10 +31,30 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(out)
 
 
+def sibling(here: str, name: str) -> types.ModuleType:
+    """The module of config file ``NAME.py`` in the folder of ``here`` (a ``__file__``).
+
+    ``--config configs/X.py`` runs a file as a script, with ``configs/`` not importable
+    as a package, so config files reach each other by path.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(here)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_liquid_config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def base_config() -> ml_collections.ConfigDict:
     """The sections and keys every LLM training config has (stable names for scripts:
     ``total_steps``, ``log_every_steps``, ``checkpoint_every_steps``, ``eval_every_steps``,
-    ``seed``)."""
+    ``seed``).
+
+    The one place their defaults live: ``mesh`` holds every ``parallel.MeshConfig`` field,
+    ``data`` every ``data.pipeline.config.PipelineConfig`` field (plus ``validation``),
+    ``train`` what ``train.train_step.StepConfig.from_config`` reads; their dataclass
+    defaults equal these (tests/train/test_configs.py). A ``placeholder`` is ``None``
+    that ``--config.a.b=N`` can still set.
+    """
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.total_steps = 1000
@@ -38,8 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     # ICI sizes per slice, and DCN factors across slices (multi-slice TPU).
     c.mesh = ml_collections.ConfigDict(
-        {"data": -1, "fsdp": 1, "tensor": 1, "dcn_data": 1, "dcn_fsdp": 1, "dcn_tensor": 1}
-    )
+        {"data": -1, "fsdp": 1, "tensor": 1, "dcn_data": 1, "dcn_fsdp": 1, "dcn_tensor": 1,
+         "num_devices": -1}  # -1: every device
+    )  # fmt: skip
     c.axis_rules = ()  # () = liquid_jax.parallel.DEFAULT_RULES
 
     c.tokenizer = ml_collections.ConfigDict({"path": "", "train_corpus": "", "vocab_size": 1024})
@@ -65,9 +93,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.text_sources = ()
     c.data.image_text_sources = ()
     c.data.num_image_codes = 8192
+    c.data.num_epochs = config_dict.placeholder(int)  # None: repeat forever
     c.data.num_workers = 0
+    c.data.worker_buffer_size = 2
+    c.data.read_threads = 2
+    c.data.read_buffer = 128
     c.data.num_packing_bins = 0
+    c.data.text_overflow = "split"
+    c.data.multires = False
     c.data.downsample = 16
+    c.data.max_skip_fraction = 0.1
+    c.data.max_skips = config_dict.placeholder(int)  # None: no limit on the count
     c.data.min_records_for_fraction = 1000
     c.data.validation = ml_collections.ConfigDict(
         {"text_sources": (), "image_text_sources": (), "num_epochs": 1}
@@ -91,48 +127,4 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.new_rows_only = False  # train only the new (image) embedding rows
     c.train.max_nonfinite_steps = 10
     c.train.peak_flops = 0.0  # 0: from the device kind
-    return c
-
-
-# Bases of 7B and more get the paper's spike protection (grad norm 0.5, max-z loss).
-LARGE = ("gemma_7b", "gemma2_9b", "qwen2.5_7b", "qwen2.5_14b", "qwen2.5_32b",
-         "llama3.1_8b", "liquid_v1_7b")  # fmt: skip
-
-
-def liquid_recipe(args) -> ml_collections.ConfigDict:
-    """The paper's recipe for ``args.base`` (a preset name), ``args.init`` (an import-hf
-    directory or ""), ``args.steps`` and ``args.runlocal``."""
-    c = base_config()
-    c.total_steps = args.steps
-    c.log_every_steps = 10
-    c.checkpoint_every_steps = 1000
-    c.eval_every_steps = 1000
-    c.eval_steps = 16
-    c.mesh.update(data=1, fsdp=-1, tensor=1)  # ZeRO-3-like: everything sharded over fsdp
-
-    c.model.init_from = args.init
-    c.model.preset = "" if args.init else args.base
-    c.model.remat = "full"
-    c.model.param_dtype = "float32"  # master weights and Adam moments in float32
-    c.model.dtype = "bfloat16"
-
-    c.data.seq_len = 2048
-    c.data.batch_size = 1024
-    c.data.t2i_fraction = 0.8  # of image-text pairs: 80% T2I, 20% I2T
-    c.data.text_weight = 1.0  # 30M documents : 30M pairs in the paper
-    c.data.image_text_weight = 1.0
-    c.data.num_image_codes = 8192
-    c.data.downsample = 16
-    c.data.num_workers = 8
-
-    c.optim.lr = 2e-5
-    c.optim.schedule = "cosine"
-    c.optim.warmup = 0.03
-    c.optim.weight_decay = 0.0
-    c.optim.grad_clip = 0.5 if args.base in LARGE else 1.0
-    c.train.max_z_weight = 2e-4 if args.base in LARGE else 0.0
-
-    if args.runlocal:
-        c.data.seq_len, c.data.batch_size, c.data.num_workers = 512, 8, 0
-        c.total_steps, c.checkpoint_every_steps, c.eval_every_steps = 20, 10, 10
     return c

@@ -30,6 +30,7 @@ def is_url(path: str | os.PathLike) -> bool:
 
 
 def _epath(path: str | os.PathLike):
+    # etils.epath (and gcsfs behind it) only for URLs; local paths never need it.
     from etils import epath
 
     path = os.fspath(path)
@@ -74,6 +75,14 @@ def makedirs(path: str) -> None:
         _epath(path).mkdir(parents=True, exist_ok=True)
     else:
         os.makedirs(path, exist_ok=True)
+
+
+def remove(path: str) -> None:
+    """Deletes the file (or the object) at ``path``."""
+    if is_url(path):
+        _epath(path).unlink()
+    else:
+        os.remove(path)
 
 
 def open(path: str, mode: str = "r", encoding: str | None = None) -> IO:

@@ -4,6 +4,7 @@ processes tests start), float32 matmuls, and the ``slow`` / ``torch`` markers ap
 
 import os
 import types
+import warnings
 
 # Must happen before jax is imported anywhere.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -15,9 +16,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
+from etils.epath import backend as epath_backend  # noqa: E402
+from etils.epath import gpath  # noqa: E402
+from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
 
 from configs.smoke import get_config as smoke_config  # noqa: E402
 from liquid_jax.train.loop import train  # noqa: E402
+from tests.tiny import hf_checkpoints  # noqa: E402
 
 _CACHE = os.path.abspath(
     os.environ.get("LIQUID_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
@@ -46,6 +51,43 @@ def smoke_run(tmp_path_factory):
     config.eval_every_steps = config.checkpoint_every_steps = 20
     last = train(config, str(workdir))
     return str(workdir), last
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoint(tmp_path_factory):
+    """``get(variant) -> (HF model, its save_pretrained directory)`` for the random HF
+    causal LMs of ``tests.tiny.HF_VARIANTS``, each built and written once per session."""
+    return hf_checkpoints(str(tmp_path_factory.mktemp("hf_checkpoints")))
+
+
+class _FakeGCS(MemoryFileSystem):
+    """``gs://bucket/key`` kept in memory; like gcsfs, mode "a" overwrites the object."""
+
+    protocol = ("gs", "gcs")
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("gs://"))
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "a" in mode:
+            msg = "Append mode 'a' is not supported in GCS. Using overwrite mode instead."
+            warnings.warn(msg, stacklevel=2)
+            mode = mode.replace("a", "w")
+        return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def gcs(monkeypatch, tmp_path):
+    """The fake bucket's filesystem; ``store`` maps ``/bucket/key`` to its file."""
+    fs = _FakeGCS(global_store=False, skip_instance_cache=True)
+    monkeypatch.setattr(gpath, "_is_tf_installed", lambda: False)  # gs:// -> fsspec backend
+    monkeypatch.setattr(epath_backend.fsspec_backend, "fs", lambda path: fs)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield fs
+    assert os.listdir(cwd) == [], "a URL was written as a local path"
 
 
 @pytest.fixture(scope="session")

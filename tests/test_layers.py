@@ -97,6 +97,34 @@ def test_no_modules_import_each_other_in_a_circle():
     assert _cycles(GRAPH) == []
 
 
+def _uncommented_local_imports(path: pathlib.Path) -> list[str]:
+    """Imports inside functions with no ``#`` comment on their line or on the line above
+    them (an import right under a commented one shares its comment)."""
+    lines = path.read_text().splitlines()
+    found = []
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        explained = set()
+        for node in sorted(
+            (n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))),
+            key=lambda n: n.lineno,
+        ):
+            above = node.lineno - 2
+            if ("#" in lines[node.lineno - 1] or lines[above].lstrip().startswith("#")
+                    or above + 1 in explained):  # fmt: skip
+                explained.add(node.end_lineno)
+            else:
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    return found
+
+
+def test_imports_inside_functions_say_why():
+    """An import is deferred into a function only to spare a real cost (torch, an
+    optional extra, a slow import a command does not need), and a comment says which."""
+    assert [f for p in MODULES.values() for f in _uncommented_local_imports(p)] == []
+
+
 def _package_graph(prefix: str, depth: int) -> dict[str, set[str]]:
     """The import graph between the packages ``depth`` levels deep under ``prefix``."""
     name = lambda m: ".".join(m.split(".")[:depth])  # noqa: E731

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from liquid_jax import fileio
+
 MIN_SIDE = 8  # smaller images carry no usable content at any tokenizer resolution
 MAX_ASPECT_RATIO = 2.0
 DEFAULT_SIZE = 512
@@ -83,7 +85,7 @@ def open_image(
     exif_transpose: bool = True,
     name: str | None = None,
 ) -> Image.Image:
-    """Reads ``source`` (path, encoded bytes or a PIL image) fully and returns it as RGB.
+    """Reads ``source`` (path or URL, encoded bytes or a PIL image) fully, as RGB.
 
     ``exif_transpose`` applies the camera orientation tag (Chameleon's tokenizer does
     not; photos with the tag otherwise come out rotated). Raises ``ImageError`` for a
@@ -96,6 +98,8 @@ def open_image(
             img = source
         elif isinstance(source, bytes):
             img = Image.open(io.BytesIO(source))
+        elif fileio.is_url(source):
+            img = Image.open(io.BytesIO(fileio.read_bytes(os.fspath(source))))
         else:
             img = Image.open(os.fspath(source))
         img.load()  # decodes now, so truncation surfaces here and not later

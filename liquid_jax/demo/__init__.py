@@ -22,6 +22,7 @@ import os
 
 from absl import logging
 
+from liquid_jax.demo import evaluate as evaluation
 from liquid_jax.demo import report, stages, visuals
 from liquid_jax.demo.runner import StageRunner
 
@@ -55,12 +56,7 @@ def run_demo(config, workdir: str) -> dict:
     runner.run("import", TITLES["import"], lambda: stages.import_base(config, paths))
     runner.run("liquid", TITLES["liquid"], lambda: stages.train_liquid(config, paths))
 
-    def evaluate():
-        from liquid_jax.demo.evaluate import run_eval
-
-        return run_eval(config, paths)
-
-    ev = runner.run("eval", TITLES["eval"], evaluate)
+    ev = runner.run("eval", TITLES["eval"], lambda: evaluation.run_eval(config, paths))
     runner.run("export", TITLES["export"], lambda: stages.export_final(config, paths))
 
     def write_report():

@@ -19,6 +19,10 @@ import time
 from absl import logging
 
 from liquid_jax.evals.scoring import score_captions, score_images
+from liquid_jax.export import load_vqgan
+from liquid_jax.runs.checkpoints import complete_steps
+from liquid_jax.runs.trained_model import load_trained_model
+from liquid_jax.sample.api import Sampler
 
 
 def learning_curve(config, paths, probe, prompts, images, truth):
@@ -29,11 +33,6 @@ def learning_curve(config, paths, probe, prompts, images, truth):
     Returns (rows, the sampler with the last checkpoint's weights, None without any): the
     final model's, whose evaluation then reuses the loops compiled here.
     """
-    from liquid_jax.export import load_vqgan
-    from liquid_jax.runs.checkpoints import complete_steps
-    from liquid_jax.runs.trained_model import load_trained_model
-    from liquid_jax.sample.api import Sampler
-
     e, rows, sampler = config.eval, [], None
     for step in complete_steps(paths.liquid):
         t = time.perf_counter()
@@ -65,10 +64,11 @@ def plot_curve(rows: list[dict], out_dir: str) -> str | None:
     """``learning_curve.png``: T2I (CFG) and I2T accuracy per attribute against step."""
     if not rows:
         return None
+    # matplotlib (about 0.5 s to import) only for the report's plots.
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)

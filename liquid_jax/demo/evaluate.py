@@ -24,13 +24,22 @@ import time
 import numpy as np
 from absl import logging
 
+from liquid_jax.data.images import to_uint8
 from liquid_jax.data.shapes.captions import parse_caption, scene_attributes
 from liquid_jax.data.shapes.scene import Scene
+from liquid_jax.data.shapes.world import load_shapes_text, load_shapes_world
+from liquid_jax.data.sources.specs import open_code_source
 from liquid_jax.demo import visuals
+from liquid_jax.demo.curve import learning_curve, plot_curve
 from liquid_jax.demo.stages import Paths, test_images
+from liquid_jax.evals.caption_use import caption_use
 from liquid_jax.evals.probe import blurred_u8, train_probe
 from liquid_jax.evals.scoring import score_captions, score_images
+from liquid_jax.evals.text_ppl import perplexity
+from liquid_jax.models.vqgan_apply import decode_codes, encode_images
 from liquid_jax.progress import Progress
+from liquid_jax.runs.trained_model import load_trained_model
+from liquid_jax.sample.loading import load_for_sampling
 
 ATTRS = ("color", "shape", "size", "position")
 
@@ -60,8 +69,6 @@ def _scored(score_fn, outputs, targets: list[dict]) -> tuple[dict, dict]:
 
 
 def _probe(config, paths: Paths, images: np.ndarray, truth: list[dict]):
-    from liquid_jax.data.shapes.world import load_shapes_world
-
     source = load_shapes_world(paths.world, "train")
     records = source.__getitems__(list(range(len(source))))
     train_images = np.stack([r["image"] for r in records])
@@ -109,9 +116,6 @@ def _t2i(config, sampler, probe, prompts: list[str]):
 
 
 def _caption_use(config, paths: Paths, model, layout, tokenizer) -> dict:
-    from liquid_jax.data.sources.specs import open_code_source
-    from liquid_jax.evals.caption_use import caption_use
-
     source = open_code_source(paths.code_spec("test"))
     records = source.__getitems__(list(range(min(config.eval.num_prompts, len(source)))))
     t = time.perf_counter()
@@ -123,20 +127,11 @@ def _caption_use(config, paths: Paths, model, layout, tokenizer) -> dict:
 
 
 def _reconstruct(vqgan, images_u8: np.ndarray) -> np.ndarray:
-    from liquid_jax.data.images import to_uint8
-    from liquid_jax.models.vqgan_apply import decode_codes, encode_images
-
     x = np.asarray(images_u8, np.float32) / 127.5 - 1.0
     return to_uint8(decode_codes(vqgan, encode_images(vqgan, x)))
 
 
 def run_eval(config, paths: Paths) -> dict:
-    from liquid_jax.data.shapes.world import load_shapes_text
-    from liquid_jax.demo.curve import learning_curve, plot_curve
-    from liquid_jax.evals.text_ppl import perplexity
-    from liquid_jax.runs.trained_model import load_trained_model
-    from liquid_jax.sample.loading import load_for_sampling
-
     e = config.eval
     os.makedirs(paths.report, exist_ok=True)
     n = max(e.num_prompts, e.num_images)

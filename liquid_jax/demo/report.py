@@ -7,6 +7,8 @@ import math
 import os
 import time
 
+from absl import logging
+
 
 def _at_least(key: str, bound: float):
     return lambda m: m[key] >= bound
@@ -73,7 +75,6 @@ def write_metrics(metrics: dict, path: str) -> str:
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         # Still written (json allows NaN through Python), but said loudly.
-        from absl import logging
 
         logging.warning("metrics.json: non-finite values for %s", bad)
     with open(path, "w") as f:

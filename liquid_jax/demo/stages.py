@@ -14,7 +14,22 @@ import os
 import numpy as np
 from absl import logging
 
+from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
+from liquid_jax.data.shapes.world import (
+    TEXT_DATASET,
+    build_shapes_world,
+    dataset_dir,
+    load_shapes_world,
+)
 from liquid_jax.demo import visuals
+from liquid_jax.encode.images import extract_codes
+from liquid_jax.export import import_hf
+from liquid_jax.export.vqgan import save_vqgan
+from liquid_jax.runs.export_run import export_run
+from liquid_jax.runs.layout import CODES
+from liquid_jax.runs.vqgan import load_vqgan_from_workdir
+from liquid_jax.train.loop import train
+from liquid_jax.train.vqgan_loop import evaluate, train_vqgan
 
 CURVE_POINTS = 5  # Liquid checkpoints kept for the learning curve
 
@@ -39,26 +54,18 @@ class Paths:
         self.report = sub("report")  # plots, grids, samples
 
     def text_spec(self, split: str) -> str:
-        from liquid_jax.data.shapes.world import TEXT_DATASET, dataset_dir
-
         return f"tfds:{dataset_dir(self.world, TEXT_DATASET)}?split={split}"
 
     def code_spec(self, split: str) -> str:
-        from liquid_jax.encode.images import CODES_DIR
-
-        return f"codes:{os.path.join(self.codes, CODES_DIR, split)}"
+        return f"codes:{os.path.join(self.codes, CODES, split)}"
 
 
 def world_style(config) -> dict:
-    """The world's style keys (``shapes_sample.STYLE_DEFAULTS``) as the config sets them."""
-    from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
-
+    """The world's style keys (``shapes.sample.STYLE_DEFAULTS``) as the config sets them."""
     return {k: config.world[k] for k in STYLE_DEFAULTS if k in config.world}
 
 
 def build_world(config, paths: Paths) -> dict:
-    from liquid_jax.data.shapes.world import build_shapes_world
-
     w = config.world
     build_shapes_world(paths.world, w.num_train, w.num_val, w.num_test, w.image_size, w.seed,
                        **world_style(config))  # fmt: skip
@@ -80,8 +87,6 @@ def _vqgan_config(config):
 
 def test_images(config, paths: Paths, limit: int | None = None) -> tuple[np.ndarray, list]:
     """uint8[N, S, S, 3] test images and their records (caption, attributes)."""
-    from liquid_jax.data.shapes.world import load_shapes_world
-
     source = load_shapes_world(paths.world, "test")
     n = len(source) if limit is None else min(limit, len(source))
     records = source.__getitems__(list(range(n)))
@@ -90,10 +95,6 @@ def test_images(config, paths: Paths, limit: int | None = None) -> tuple[np.ndar
 
 def train_tokenizer_vqgan(config, paths: Paths) -> dict:
     """Trains the VQGAN, scores reconstructions of the test split, writes it as taming."""
-    from liquid_jax.export.vqgan import save_vqgan
-    from liquid_jax.runs.vqgan import load_vqgan_from_workdir
-    from liquid_jax.train.vqgan_loop import evaluate, train_vqgan
-
     vq = _vqgan_config(config)
     train_vqgan(vq, paths.vqgan)
     model = load_vqgan_from_workdir(paths.vqgan, vq.model)
@@ -109,8 +110,6 @@ def train_tokenizer_vqgan(config, paths: Paths) -> dict:
 
 
 def extract(config, paths: Paths) -> dict:
-    from liquid_jax.encode.images import extract_codes
-
     enc = config.encode.copy_and_resolve_references()
     w = config.world
     enc.source = "shapes_world"
@@ -132,9 +131,6 @@ def _llm_config(section, paths: Paths):
 
 def train_base(config, paths: Paths) -> dict:
     """The text-only base LM, trained from scratch and saved in HF format."""
-    from liquid_jax.runs.export_run import export_run
-    from liquid_jax.train.loop import train
-
     c = _llm_config(config.base, paths)
     c.tokenizer.train_corpus = paths.text_spec("train")
     c.data.image_text_sources = ()
@@ -147,8 +143,6 @@ def train_base(config, paths: Paths) -> dict:
 
 def import_base(config, paths: Paths) -> dict:
     """``liquid-jax import-hf --image_codes N``: vocabulary + N mean-resized code rows."""
-    from liquid_jax.export import import_hf
-
     n = int(config.vqgan.model.n_embed)
     layout = import_hf(paths.base_hf, paths.liquid_init, image_codes=n)
     logging.info("import-hf: %d text tokens + %d image codes -> %s", layout.text_vocab_size,
@@ -158,8 +152,6 @@ def import_base(config, paths: Paths) -> dict:
 
 def train_liquid(config, paths: Paths) -> dict:
     """Liquid training from the imported base on text + T2I + I2T."""
-    from liquid_jax.train.loop import train
-
     c = _llm_config(config.liquid, paths)
     c.model.init_from = paths.liquid_init
     c.model.vqgan = paths.vqgan_taming
@@ -175,8 +167,6 @@ def train_liquid(config, paths: Paths) -> dict:
 
 def export_final(config, paths: Paths) -> dict:
     """``liquid-jax export``: HF transformers model + tokenizer, VQGAN as taming files."""
-    from liquid_jax.runs.export_run import export_run
-
     export_run(paths.liquid, paths.export)
     files = sorted(os.listdir(paths.export)) + [
         f"vqgan/{f}" for f in sorted(os.listdir(os.path.join(paths.export, "vqgan")))

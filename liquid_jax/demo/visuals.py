@@ -8,16 +8,16 @@ import os
 
 import numpy as np
 
+from liquid_jax.data.images import to_uint8
 from liquid_jax.evals.grid import image_grid, save_png
+from liquid_jax.models.vqgan_apply import decode_codes, encode_images
+from liquid_jax.runs.layout import METRICS
 
 SCALE = 4  # 32 px images are hard to see at their own size
 
 
 def reconstruction_grid(vqgan, images_u8: np.ndarray, out_dir: str) -> str:
     """Top row: test images; bottom row: the VQGAN's reconstructions."""
-    from liquid_jax.data.images import to_uint8
-    from liquid_jax.models.vqgan_apply import decode_codes, encode_images
-
     x = np.asarray(images_u8, np.float32) / 127.5 - 1.0
     recon = to_uint8(decode_codes(vqgan, encode_images(vqgan, x)))
     grid = image_grid(np.concatenate([images_u8, recon]), cols=len(images_u8))
@@ -31,7 +31,7 @@ def rows_grid(rows: list[np.ndarray], path: str) -> str:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    path = os.path.join(workdir, "metrics.jsonl")
+    path = os.path.join(workdir, METRICS)
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -45,10 +45,11 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def loss_curves(base_lm: str, liquid: str, vqgan: str, out_dir: str) -> list[str]:
     """``llm_losses.png`` (Liquid per modality + the base LM) and ``vqgan_curves.png``."""
+    # matplotlib (about 0.5 s to import) only for the report's plots.
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     written = []
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from absl import logging
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -46,15 +47,12 @@ def _allgather(x) -> np.ndarray:
     x = np.asarray(x)
     if jax.process_count() == 1:
         return x[None]
-    from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(x))
 
 
 def barrier(name: str) -> None:
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 

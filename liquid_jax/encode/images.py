@@ -31,16 +31,16 @@ import jax
 from absl import logging
 
 from liquid_jax.data.images import make_buckets
+from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
+from liquid_jax.data.shapes.world import IMAGE_DATASET, build_shapes_world, dataset_dir
 from liquid_jax.data.skips import SkipPolicy
+from liquid_jax.data.sources.specs import open_image_text_source
 from liquid_jax.encode.chunks import EncodeOptions, SplitEncoder, barrier, write_json
 from liquid_jax.encode.preprocess import Preprocess
+from liquid_jax.parallel.mesh import MeshConfig, make_mesh
+from liquid_jax.runs.layout import CODES, ENCODE_SUMMARY, SHAPES_WORLD
 from liquid_jax.runs.vqgan import load_configured_vqgan
 from liquid_jax.runs.vqgan import load_vqgan_from_workdir as load_vqgan_from_workdir
-
-CODES_DIR = "codes"
-SUMMARY_FILE = "encode_summary.json"
-SHAPES_WORLD = "shapes_world"
-
 
 # -- the command ------------------------------------------------------------------------
 
@@ -59,9 +59,6 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         raise ValueError("encode-images: config.splits names no split")
     source = config.source
     if source == SHAPES_WORLD:
-        from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
-        from liquid_jax.data.shapes.world import IMAGE_DATASET, build_shapes_world, dataset_dir
-
         sw = config.shapes_world
         out = sw.get("dir", "") or os.path.join(workdir, SHAPES_WORLD)
         sizes = {"train": sw.num_train, "validation": sw.num_val, "test": sw.num_test}
@@ -87,9 +84,6 @@ def split_specs(config, workdir: str) -> dict[str, str]:
 def extract_codes(config, workdir: str) -> dict:
     """Runs (or resumes) ``encode-images``; returns ``{split: manifest}`` (also written to
     ``WORKDIR/encode_summary.json``). Codes land in ``WORKDIR/codes/SPLIT``."""
-    from liquid_jax.data.sources.specs import open_image_text_source
-    from liquid_jax.parallel.mesh import MeshConfig, make_mesh
-
     os.makedirs(workdir, exist_ok=True)
     # --- mesh and model
     mesh = make_mesh(MeshConfig.from_config(config.get("mesh", {})))
@@ -120,7 +114,7 @@ def extract_codes(config, workdir: str) -> dict:
         settings = {"source": spec, "vqgan": vqgan, **pre.describe()}
         settings["num_codes"] = model.config.n_embed
         settings["downsample"] = model.config.downsample_factor
-        out_dir = os.path.join(workdir, CODES_DIR, split)
+        out_dir = os.path.join(workdir, CODES, split)
         logging.info("encode-images %s: %d records of %s -> %s", split, len(source), spec, out_dir)
         summary[split] = encoder.run(source, out_dir, settings, split)
         logging.info(
@@ -132,5 +126,5 @@ def extract_codes(config, workdir: str) -> dict:
             summary[split]["images_per_s"],
         )
     if jax.process_index() == 0:
-        write_json(os.path.join(workdir, SUMMARY_FILE), summary)
+        write_json(os.path.join(workdir, ENCODE_SUMMARY), summary)
     return summary

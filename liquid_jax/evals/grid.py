@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from PIL import Image
 
 
 def image_grid(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
@@ -22,8 +23,6 @@ def image_grid(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> 
 
 
 def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
-    from PIL import Image
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pil = Image.fromarray(np.asarray(image, np.uint8))
     if scale > 1:

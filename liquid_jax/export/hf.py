@@ -3,21 +3,25 @@
 ``load_hf`` reads ``config.json`` into a ``TransformerSpec``, then fills every parameter
 from the family's mapping table (``hf_mapping``), stacking per-layer tensors into our
 scanned arrays. ``save_hf`` runs the same table backwards and writes a directory that
-``transformers.AutoModelForCausalLM.from_pretrained`` loads.
+``transformers.AutoModelForCausalLM.from_pretrained`` loads. Directories may be local
+or URLs (``gs://``): every file goes through ``fileio``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from liquid_jax import fileio
+from liquid_jax.data.tokenizers.files import copy_files, copy_tokenizer_files
 from liquid_jax.export.hf_config import (
     generation_config_from_spec,
     hf_config_from_spec,
@@ -29,24 +33,12 @@ from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel import state_shardings
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-)
-
 
 def read_config(path: str) -> dict:
-    file = os.path.join(path, "config.json")
-    if not os.path.exists(file):
+    file = fileio.join(path, "config.json")
+    if not fileio.exists(file):
         raise FileNotFoundError(f"{path}: no config.json (not an HF model directory)")
-    with open(file) as f:
+    with fileio.open(file) as f:
         return json.load(f)
 
 
@@ -93,8 +85,8 @@ def load_hf(
     """Loads an HF Gemma / Gemma2 / Qwen2 / Llama checkpoint directory as a ``Transformer``.
 
     Args:
-      path: directory with ``config.json`` and ``model.safetensors`` (or sharded files
-        with ``model.safetensors.index.json``).
+      path: directory (local or URL) with ``config.json`` and ``model.safetensors`` (or
+        sharded files with ``model.safetensors.index.json``).
       dtype: parameter dtype (and compute dtype unless ``compute_dtype`` is given).
       vocab_multiple: the embedding table is padded to a multiple of this.
       mesh: place the parameters sharded on this mesh (logical axis rules in force).
@@ -110,7 +102,7 @@ def load_hf(
         vocab_multiple=vocab_multiple,
         param_dtype=dtype,
         dtype=compute_dtype,
-        where=os.path.join(path, "config.json"),
+        where=fileio.join(path, "config.json"),
         **spec_overrides,
     )
     reader = CheckpointReader(path)
@@ -159,8 +151,6 @@ def _filled(abstract_state: nnx.State, arrays) -> nnx.State:
 
 def _to_host(x: jax.Array) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
@@ -176,7 +166,7 @@ def save_hf(
 
     Args:
       model: a ``Transformer`` (sharded or not).
-      path: output directory (created).
+      path: output directory (created; local or URL).
       tokenizer: a directory to copy tokenizer files from, or an object with
         ``save_pretrained`` (an HF tokenizer).
       dtype: dtype of the written tensors; default the model's parameter dtype.
@@ -192,7 +182,7 @@ def save_hf(
     host = {p: _to_host(x) for p, x in flat.items()}  # every process joins the gathers
     if jax.process_index() != 0:
         return path
-    os.makedirs(path, exist_ok=True)
+    fileio.makedirs(path)
 
     def tensors():
         for entry in table_for(spec):
@@ -204,9 +194,9 @@ def save_hf(
                 yield name, shape, dtype, make
 
     write_checkpoint(path, tensors(), max_shard_bytes)
-    with open(os.path.join(path, "config.json"), "w") as f:
+    with fileio.open(fileio.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    with open(os.path.join(path, "generation_config.json"), "w") as f:
+    with fileio.open(fileio.join(path, "generation_config.json"), "w") as f:
         json.dump(generation_config_from_spec(spec), f, indent=2)
     if tokenizer is not None:
         save_tokenizer(tokenizer, path)
@@ -214,18 +204,18 @@ def save_hf(
 
 
 def save_tokenizer(tokenizer, path: str) -> list[str]:
-    """Copies tokenizer files from a directory, or calls ``tokenizer.save_pretrained``."""
+    """Copies tokenizer files from a directory, or calls ``tokenizer.save_pretrained``.
+
+    Either side may be local or a URL; returns the names of the files copied."""
     if hasattr(tokenizer, "save_pretrained"):
-        tokenizer.save_pretrained(path)
+        if not fileio.is_url(path):
+            tokenizer.save_pretrained(path)
+            return []
+        # save_pretrained writes local files only: save beside, then upload them.
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer.save_pretrained(tmp)
+            copy_files(tmp, path, sorted(os.listdir(tmp)))
         return []
-    if not os.path.isdir(tokenizer):
+    if not fileio.isdir(tokenizer):
         raise ValueError(f"tokenizer {tokenizer!r}: not a directory or an HF tokenizer")
-    copied = []
-    for name in TOKENIZER_FILES:
-        src = os.path.join(tokenizer, name)
-        if os.path.exists(src) and os.path.abspath(src) != os.path.abspath(
-            os.path.join(path, name)
-        ):
-            shutil.copyfile(src, os.path.join(path, name))
-            copied.append(name)
-    return copied
+    return copy_tokenizer_files(tokenizer, path)

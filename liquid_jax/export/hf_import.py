@@ -1,43 +1,46 @@
 """``import_hf``: a text LLM from HF -> a Liquid starting point; ``export_hf``: back out.
 
 The merged vocabulary (``liquid_jax.data.vocab.VocabLayout``): the base model's rows,
-the three special tokens, then the image codes. ``<boi>``, ``<eoi>`` and
-``<unconditional>`` reuse Gemma's ``<unused0..2>`` when the tokenizer has them (as the
-released Liquid model does, ids 7, 8, 9); otherwise they are added after the last
+the three special tokens, then the image codes. Where ``<boi>``, ``<eoi>`` and
+``<unconditional>`` go is the tokenizers' rule (``data.tokenizers.base
+.plan_special_tokens``): kept when present, Gemma's ``<unused0..2>`` when the tokenizer
+has them (as the released Liquid model does, ids 7, 8, 9), otherwise added after the last
 tokenizer id (reusing spare embedding rows, e.g. Qwen's, when there are any).
+Directories may be local or URLs (``gs://``).
 """
 
 from __future__ import annotations
 
-import os
-
 import jax.numpy as jnp
 
+from liquid_jax import fileio
+from liquid_jax.data.tokenizers.base import SPECIAL_TOKENS
+from liquid_jax.data.tokenizers.files import TokenizerFiles, add_special_tokens
 from liquid_jax.data.vocab import VOCAB_FILE, VocabLayout
 from liquid_jax.export.hf import load_hf, read_config, save_hf, save_tokenizer
 from liquid_jax.export.hf_config import stored_dtype
-from liquid_jax.export.hf_tokens import TokenizerFiles, add_special_tokens
 from liquid_jax.export.vocab_resize import expand_vocab
-
-SPECIAL_TOKENS = ("<boi>", "<eoi>", "<unconditional>")
-REUSED_SLOTS = ("<unused0>", "<unused1>", "<unused2>")
 
 
 def _special_ids(tokenizer: TokenizerFiles, model_vocab: int, where: str):
-    """(ids of <boi>, <eoi>, <unconditional>; text vocab size; tokens to add to files)."""
+    """(ids of <boi>, <eoi>, <unconditional>; text vocab size; tokens to add to files).
+
+    The tokenizer decides where the three go; this fits them to the model's vocabulary:
+    appended ones follow the tokenizer's last id (or, with no tokenizer files, the
+    model's last row), and the text vocabulary grows when the model has no spare rows.
+    """
     if tokenizer.present and len(tokenizer) > model_vocab:
         raise ValueError(
             f"{where}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
             f"is only {model_vocab}: too small"
         )
-    existing = [tokenizer.get(t) for t in SPECIAL_TOKENS]
-    if all(i is not None for i in existing):  # already a Liquid tokenizer
-        return tuple(existing), model_vocab, {}
-    reused = [tokenizer.get(t) for t in REUSED_SLOTS]
-    if all(i is not None for i in reused):
-        return tuple(reused), model_vocab, {}
     first = len(tokenizer) if tokenizer.present else model_vocab
-    ids = (first, first + 1, first + 2)
+    try:
+        how, ids = tokenizer.special_token_ids(next_id=first)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if how != "append":
+        return ids, model_vocab, {}
     return ids, max(model_vocab, first + 3), dict(zip(SPECIAL_TOKENS, ids))
 
 
@@ -65,8 +68,9 @@ def import_hf(
     files (plus any added special tokens) and ``liquid_vocab.json``.
 
     Args:
-      hf_dir: HF model directory (``config.json``, safetensors, tokenizer files optional).
-      out_dir: output directory (created).
+      hf_dir: HF model directory (``config.json``, safetensors, tokenizer files optional;
+        local or a URL).
+      out_dir: output directory (created; local or a URL).
       image_codes: number of VQGAN codes (8192 for Chameleon's VQGAN).
       dtype: parameter dtype written out; default the checkpoint's own.
       vocab_multiple: padding multiple of the in-memory table (not written out).
@@ -76,7 +80,8 @@ def import_hf(
 
     Raises:
       ValueError: ``image_codes`` < 1, a tokenizer larger than the model's vocabulary, or
-        special token ids that collide (with each other or bos / eos / pad).
+        special token ids that collide (with each other or bos / eos / pad), or a
+        tokenizer holding only some of ``<boi>``, ``<eoi>``, ``<unconditional>``.
     """
     if int(image_codes) < 1:
         raise ValueError(f"import_hf: image_codes={image_codes} must be a positive number")
@@ -98,7 +103,7 @@ def import_hf(
     layout = VocabLayout(text_vocab_size=text_vocab, num_image_codes=int(image_codes), **named)
 
     model = expand_vocab(model, layout.vocab_size)
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     save_hf(model, out_dir)
     if tokenizer.present:
         save_tokenizer(hf_dir, out_dir)
@@ -118,7 +123,7 @@ def export_hf(src_dir: str, out_dir: str, dtype=None) -> str:
     dtype = dtype or stored_dtype(read_config(src_dir))
     model = load_hf(src_dir, dtype=dtype)
     layout = None
-    if os.path.exists(os.path.join(src_dir, VOCAB_FILE)):
+    if fileio.exists(fileio.join(src_dir, VOCAB_FILE)):
         layout = VocabLayout.load(src_dir)
         if layout.vocab_size > model.spec.vocab_size:
             raise ValueError(

@@ -1,14 +1,15 @@
-"""Reading and writing HF safetensors checkpoints (single file or sharded with an index)."""
+"""Reading and writing HF safetensors checkpoints (single file or sharded with an index),
+in a local directory or at a URL (``gs://``); see ``safetensors_files`` for how."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
+
+from liquid_jax import fileio
+from liquid_jax.export.safetensors_files import open_safetensors, write_safetensors
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -19,19 +20,20 @@ class CheckpointReader:
 
     def __init__(self, directory: str):
         self.directory = directory
-        index = os.path.join(directory, INDEX)
-        single = os.path.join(directory, SINGLE)
-        if os.path.exists(index):
-            with open(index) as f:
+        index = fileio.join(directory, INDEX)
+        single = fileio.join(directory, SINGLE)
+        self._handles: dict[str, object] = {}
+        if fileio.exists(index):
+            with fileio.open(index) as f:
                 self._file_of = dict(json.load(f)["weight_map"])
-        elif os.path.exists(single):
-            with safe_open(single, framework="numpy") as f:
-                self._file_of = {name: SINGLE for name in f.keys()}  # noqa: SIM118 (not a dict)
+        elif fileio.exists(single):
+            names = self._open(SINGLE).keys()
+            self._file_of = {name: SINGLE for name in names}
         else:
-            others = [n for n in os.listdir(directory) if n.endswith((".bin", ".pt", ".pth"))]
+            names = fileio.listdir(directory) if fileio.isdir(directory) else []
+            others = [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
             hint = f" (found {others}: only safetensors are read)" if others else ""
             raise FileNotFoundError(f"{directory}: no {SINGLE} or {INDEX}{hint}")
-        self._handles: dict[str, object] = {}
 
     @property
     def names(self) -> list[str]:
@@ -40,14 +42,17 @@ class CheckpointReader:
     def __contains__(self, name: str) -> bool:
         return name in self._file_of
 
+    def _open(self, file: str):
+        if file not in self._handles:
+            self._handles[file] = open_safetensors(fileio.join(self.directory, file))
+        return self._handles[file]
+
     def _handle(self, name: str):
         file = self._file_of[name]
-        if file not in self._handles:
-            path = os.path.join(self.directory, file)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{path}: listed in {INDEX} for {name!r} but missing")
-            self._handles[file] = safe_open(path, framework="numpy")
-        return self._handles[file]
+        if file not in self._handles and not fileio.exists(fileio.join(self.directory, file)):
+            path = fileio.join(self.directory, file)
+            raise FileNotFoundError(f"{path}: listed in {INDEX} for {name!r} but missing")
+        return self._open(file)
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._handle(name).get_slice(name).get_shape())
@@ -78,17 +83,18 @@ def write_checkpoint(
         shards[-1].append(item)
         size += nbytes
         total += nbytes
-    for name in os.listdir(directory):  # stale shards of an earlier save would confuse loaders
+    # Stale shards (or an index) of an earlier save would confuse loaders.
+    for name in fileio.listdir(directory) if fileio.isdir(directory) else []:
         if name == INDEX or (name.startswith("model") and name.endswith(".safetensors")):
-            os.remove(os.path.join(directory, name))
+            fileio.remove(fileio.join(directory, name))
     n = len(shards)
     files = [SINGLE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors" for k in range(n)]
     weight_map = {}
     for file, shard in zip(files, shards):
         arrays = {name: np.ascontiguousarray(make()) for name, _, _, make in shard}
-        save_file(arrays, os.path.join(directory, file), metadata={"format": "pt"})
+        write_safetensors(fileio.join(directory, file), arrays, metadata={"format": "pt"})
         weight_map.update({name: file for name in arrays})
     if n > 1:
-        with open(os.path.join(directory, INDEX), "w") as f:
+        with fileio.open(fileio.join(directory, INDEX), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
     return files

@@ -8,14 +8,17 @@ ddconfig, lossconfig}``) next to ``vqgan.ckpt`` (torch ``{"state_dict": {...}}``
 The JAX module tree is taming's, so a parameter's NNX path is its taming key up to the
 leaf: ``kernel`` <-> ``weight`` (conv, HWIO <-> OIHW), ``scale`` <-> ``weight``
 (GroupNorm), and the codebook ``quantize.embedding`` <-> ``quantize.embedding.weight``.
-A ``.ckpt`` is only ever read with ``torch.load(..., weights_only=True)``.
+A ``.ckpt`` is only ever read with ``torch.load(..., weights_only=True)``. Paths may be
+local or URLs (``gs://``): every file goes through ``fileio``.
 """
 
 from __future__ import annotations
 
-import glob
+import fnmatch
+import io
 import os
 import pickle
+import posixpath
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +27,10 @@ import yaml
 from absl import logging
 from flax import nnx
 from jax.sharding import Mesh
+from safetensors.numpy import save_file
 
+from liquid_jax import fileio
+from liquid_jax.export.safetensors_files import read_safetensors, write_through
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import VQGANConfig
 from liquid_jax.parallel.sharding import state_shardings
@@ -191,6 +197,7 @@ def vqgan_from_state_dict(
 
 def _torch():
     try:
+        # torch is an optional extra, needed for .ckpt files only.
         import torch
     except ImportError as e:  # torch is an optional extra
         raise ImportError(
@@ -203,12 +210,12 @@ def _torch():
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
     """Tensors of a ``.ckpt`` (``torch.load(weights_only=True)``) or ``.safetensors``."""
     if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-
-        return load_file(path)
+        return read_safetensors(path)
     torch = _torch()
+    # torch.load reads a local file by name, anything else from its bytes.
+    source = io.BytesIO(fileio.read_bytes(path)) if fileio.is_url(path) else path
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(
             f"vqgan: {path} holds objects other than tensors and plain containers and is "
@@ -226,12 +233,14 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
 
 def _find(directory: str, names: tuple[str, ...], patterns: tuple[str, ...], what: str) -> str:
     for n in names:
-        if os.path.isfile(os.path.join(directory, n)):
-            return os.path.join(directory, n)
+        if fileio.isfile(fileio.join(directory, n)):
+            return fileio.join(directory, n)
+    # As glob does, "*" leaves out hidden files.
+    listing = [n for n in fileio.listdir(directory) if not n.startswith(".")]
     for pattern in patterns:
-        found = sorted(glob.glob(os.path.join(directory, pattern)))
+        found = sorted(fnmatch.filter(listing, pattern))
         if len(found) == 1:
-            return found[0]
+            return fileio.join(directory, found[0])
     raise FileNotFoundError(
         f"vqgan: no {what} in {directory} (looked for {', '.join(names + patterns)})"
     )
@@ -244,15 +253,17 @@ def resolve_paths(path: str) -> tuple[str, str]:
     weights file looks for its partner with the same stem, then ``vqgan.*`` beside it.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if fileio.isdir(path):
         cfg = _find(path, (CONFIG_FILE,), ("*.yaml",), "vqgan yaml")
         weights = _find(
             path, (SAFETENSORS_FILE, CKPT_FILE), ("*.safetensors", "*.ckpt"), "vqgan weights"
         )
         return cfg, weights
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         raise FileNotFoundError(f"vqgan: {path} does not exist")
-    directory, stem = os.path.dirname(path) or ".", os.path.splitext(os.path.basename(path))[0]
+    names = posixpath if fileio.is_url(path) else os.path
+    directory = names.dirname(path) or "."
+    stem = names.splitext(names.basename(path))[0]
     if path.endswith((".yaml", ".yml")):
         names = (stem + ".safetensors", stem + ".ckpt", SAFETENSORS_FILE, CKPT_FILE)
         return path, _find(directory, names, ("*.safetensors", "*.ckpt"), "vqgan weights")
@@ -265,7 +276,7 @@ def load_vqgan(path: str, *, mesh: Mesh | None = None, **overrides) -> VQGAN:
     """A taming/Chameleon checkpoint (directory, yaml, ``.ckpt`` or ``.safetensors``)
     -> ``VQGAN``. ``overrides`` replace config fields (e.g. ``dtype="bfloat16"``)."""
     cfg_path, weights_path = resolve_paths(path)
-    with open(cfg_path) as f:
+    with fileio.open(cfg_path) as f:
         config = config_from_taming(yaml.safe_load(f) or {}, **overrides)
     logging.info("vqgan: loading %s with %s", weights_path, cfg_path)
     return vqgan_from_state_dict(read_state_dict(weights_path), config, mesh=mesh)
@@ -275,7 +286,7 @@ def save_vqgan(
     model: VQGAN, path: str, *, formats: tuple[str, ...] = ("ckpt", "safetensors")
 ) -> list[str]:
     """Writes ``vqgan.yaml`` and the weights (``vqgan.ckpt`` and/or ``vqgan.safetensors``)
-    into the directory ``path``; returns the files written.
+    into the directory ``path`` (local or a URL); returns the files written.
 
     The ``.ckpt`` is taming's ``{"state_dict": ...}`` and needs torch; pass
     ``formats=("safetensors",)`` without it.
@@ -283,35 +294,25 @@ def save_vqgan(
     bad = set(formats) - {"ckpt", "safetensors"}
     if bad or not formats:
         raise ValueError(f"save_vqgan: formats must be 'ckpt' and/or 'safetensors', got {formats}")
-    os.makedirs(path, exist_ok=True)
+    fileio.makedirs(path)
     state_dict = vqgan_to_state_dict(model)
-    written = [os.path.join(path, CONFIG_FILE)]
+    written = [fileio.join(path, CONFIG_FILE)]
     text = yaml.safe_dump(config_to_taming(model.config), sort_keys=False)
 
     def write_yaml(tmp):
-        with open(tmp, "w") as f:
+        with open(tmp, "w") as f:  # a local file: write_through uploads it for a URL
             f.write(text)
 
-    _atomic(written[0], write_yaml)
+    # write_through: a crash never leaves half a checkpoint.
+    write_through(written[0], write_yaml)
     if "safetensors" in formats:
-        from safetensors.numpy import save_file
-
-        written.append(os.path.join(path, SAFETENSORS_FILE))
-        _atomic(written[-1], lambda tmp: save_file(state_dict, tmp, metadata={"format": "taming"}))
+        written.append(fileio.join(path, SAFETENSORS_FILE))
+        write_through(
+            written[-1], lambda tmp: save_file(state_dict, tmp, metadata={"format": "taming"})
+        )
     if "ckpt" in formats:
         torch = _torch()
-        written.append(os.path.join(path, CKPT_FILE))
+        written.append(fileio.join(path, CKPT_FILE))
         tensors = {k: torch.from_numpy(v.copy()) for k, v in state_dict.items()}
-        _atomic(written[-1], lambda tmp: torch.save({"state_dict": tensors}, tmp))
+        write_through(written[-1], lambda tmp: torch.save({"state_dict": tensors}, tmp))
     return written
-
-
-def _atomic(path: str, write) -> None:
-    """Writes through a temporary file, so a crash never leaves half a checkpoint."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -139,6 +139,7 @@ def chameleon_kwargs(config: VQGANConfig) -> dict:
 
 
 def _tensors(state_dict: dict):
+    # torch is an optional extra (the torch peers only).
     import torch
 
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state_dict.items()}
@@ -146,6 +147,7 @@ def _tensors(state_dict: dict):
 
 def diffusers_vqmodel(state_dict: dict, config: VQGANConfig):
     """A ``diffusers.VQModel`` (eval mode) holding a taming state dict's weights."""
+    # diffusers is an optional extra (the decode reference only).
     from diffusers import VQModel
 
     model = VQModel(**diffusers_kwargs(config))
@@ -155,6 +157,7 @@ def diffusers_vqmodel(state_dict: dict, config: VQGANConfig):
 
 def chameleon_vqvae(state_dict: dict, config: VQGANConfig):
     """A ``transformers.ChameleonVQVAE`` (encoder side only) holding taming weights."""
+    # transformers is an optional extra (the encode reference only).
     from transformers import ChameleonVQVAE, ChameleonVQVAEConfig
 
     model = ChameleonVQVAE(ChameleonVQVAEConfig(**chameleon_kwargs(config)))

@@ -61,9 +61,11 @@ class LPIPS(nnx.Module):
 
 def _read_tensors(path: str) -> dict[str, np.ndarray]:
     if path.endswith(".safetensors"):
+        # safetensors here, torch below: only the weight format at hand is needed.
         from safetensors.numpy import load_file
 
         return load_file(path)
+    # torch is an optional extra, only for taming's .pth weights.
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -8,6 +8,7 @@ depth. Per-layer differences (Gemma2's alternating sliding window) are scanned i
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -126,6 +127,7 @@ class Transformer(nnx.Module):
           ``(logits, new_cache)`` when a cache is passed.
         """
         spec = self.spec
+        _check_inputs(tokens, positions, segment_ids, cache, logit_indices)
         b, t = tokens.shape
         offset = cache.index if cache is not None else 0
         if positions is None:
@@ -172,6 +174,10 @@ class Transformer(nnx.Module):
         if logit_indices is not None:
             x = jnp.take_along_axis(x, logit_indices.astype(jnp.int32)[..., None], axis=1)
         logits = self._logits(self.norm(x))
+        k = t if logit_indices is None else logit_indices.shape[1]
+        msg = "Transformer: logits"
+        chex.assert_shape(logits, (b, k, spec.padded_vocab_size), custom_message=msg)
+        chex.assert_type(logits, jnp.float32, custom_message=msg)
         if cache is None:
             return logits
         return logits, cache.replace(k=new_kv[0], v=new_kv[1]).advance(t)
@@ -192,6 +198,26 @@ class Transformer(nnx.Module):
         real = jnp.arange(spec.padded_vocab_size) < spec.vocab_size
         logits = jnp.where(real, logits, PAD_LOGIT)
         return constrain(logits, ("batch", "length", "vocab"))
+
+
+def _check_inputs(tokens, positions, segment_ids, cache, logit_indices) -> None:
+    """Shape and dtype checks at the boundary (chex, at trace time: free under jit)."""
+    msg = "Transformer: tokens must be int[B, T] (int32)"
+    chex.assert_rank(tokens, 2, custom_message=msg)
+    chex.assert_type(tokens, int, custom_message=msg)
+    for name, x in (("positions", positions), ("segment_ids", segment_ids)):
+        if x is not None:
+            msg = f"Transformer: {name} must be int[B, T] like tokens"
+            chex.assert_type(x, int, custom_message=msg)
+            chex.assert_equal_shape([tokens, x], custom_message=msg)
+    if logit_indices is not None:
+        msg = "Transformer: logit_indices must be int[B, K]"
+        chex.assert_rank(logit_indices, 2, custom_message=msg)
+        chex.assert_type(logit_indices, int, custom_message=msg)
+        chex.assert_equal_shape_prefix([tokens, logit_indices], 1, custom_message=msg)
+    if cache is not None:
+        msg = "Transformer: the cache must have one row per token row"
+        chex.assert_axis_dimension(cache.segment_ids, 0, tokens.shape[0], custom_message=msg)
 
 
 def count_params(model: Transformer, include_padding: bool = False) -> int:

@@ -12,6 +12,7 @@ sharded entry points are in ``vqgan_apply``.
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,7 +105,12 @@ class VQGAN(nnx.Module):
 
     def encode(self, images: jax.Array) -> jax.Array:
         """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f] (raster order)."""
+        chex.assert_type(images, float, custom_message="VQGAN.encode: images must be float")
         _, codes, _ = self.quantize(self.encode_latents(images, deterministic=True))
+        b, h, w, _ = images.shape
+        f = self.downsample_factor
+        chex.assert_shape(codes, (b, h // f, w // f), custom_message="VQGAN.encode: codes")
+        chex.assert_type(codes, jnp.int32, custom_message="VQGAN.encode: codes")
         return codes
 
     # -- decoding -------------------------------------------------------------------
@@ -134,7 +140,12 @@ class VQGAN(nnx.Module):
         Concrete codes outside the codebook raise ValueError; under ``jit`` they cannot
         be checked and decode to NaN.
         """
-        return self.decode_latents(self.embed_codes(codes), deterministic=True)
+        images = self.decode_latents(self.embed_codes(codes), deterministic=True)
+        b, h, w = codes.shape
+        f, c = self.downsample_factor, self.config.out_ch
+        chex.assert_shape(images, (b, h * f, w * f, c), custom_message="VQGAN.decode: images")
+        chex.assert_type(images, jnp.float32, custom_message="VQGAN.decode: images")
+        return images
 
     # -- training -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,10 +100,15 @@ def encode_images(model: VQGAN, images, mesh: Mesh | None = None) -> jax.Array:
     """images: float[B, H, W, 3] in [-1, 1] -> codes int32[B, H/f, W/f].
 
     H and W may differ but must be multiples of the downsample factor (ValueError
-    otherwise, before anything is compiled). With ``mesh`` the batch is split over its
-    data-parallel axes; any B works (the batch is padded, then trimmed).
+    otherwise, before anything is compiled); integer images fail chex's dtype check.
+    With ``mesh`` the batch is split over its data-parallel axes; any B works (the batch
+    is padded, then trimmed).
     """
     check_image_shape(np.shape(images), model.config)
+    images = images if isinstance(images, jax.Array) else np.asarray(images)
+    # uint8 pixels would pass the float32 cast below and encode as blown-out images.
+    msg = "encode_images: images must be float[B, H, W, 3] in [-1, 1], not uint8 pixels"
+    chex.assert_type(images, float, custom_message=msg)
     images = jnp.asarray(images, jnp.float32)
     return _run(make_encode_fn, model, images, mesh)
 

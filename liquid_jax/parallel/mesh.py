@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 AXES = ("data", "fsdp", "tensor")
@@ -18,7 +19,8 @@ class MeshConfig:
     """Sizes of the mesh axes. One size may be -1: it takes the devices left over.
 
     ``dcn_*`` sizes split the axis across slices (multi-slice TPU); the total size of an
-    axis is ``ici * dcn``.
+    axis is ``ici * dcn``. The defaults equal ``config_utils.base_config().mesh`` (the
+    parallel layer cannot import it; tests/train/test_configs.py ties the two).
     """
 
     data: int = -1
@@ -80,13 +82,9 @@ def make_mesh(cfg: MeshConfig | None = None, devices: Sequence[jax.Device] | Non
         raise ValueError(f"mesh: {len(devices)} devices cannot form {num_slices} DCN slices")
     ici = resolve_sizes((cfg.data, cfg.fsdp, cfg.tensor), len(devices) // num_slices, "mesh")
     if num_slices > 1:
-        from jax.experimental import mesh_utils
-
         arr = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)
     else:
         try:
-            from jax.experimental import mesh_utils
-
             arr = mesh_utils.create_device_mesh(ici, devices)
         except (ValueError, NotImplementedError, AssertionError):
             arr = np.asarray(devices).reshape(ici)

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 
 import numpy as np
 from absl import logging
+from PIL import Image
 
+from liquid_jax import fileio
 from liquid_jax.data.images import open_image
 from liquid_jax.evals.grid import image_grid
 from liquid_jax.progress import Progress
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
+from liquid_jax.sample.loading import load_for_sampling
 
 TASKS = ("t2i", "i2t", "text")
 CHUNK = 64  # tokens per compiled call between progress lines
@@ -36,9 +38,9 @@ def read_prompts(prompt: str | None) -> list[str] | None:
         return None
     if prompt.startswith("@"):
         path = prompt[1:]
-        if not os.path.isfile(path):
+        if not fileio.isfile(path):
             raise FileNotFoundError(f"sample: prompt file {path} does not exist")
-        with open(path, encoding="utf-8") as f:
+        with fileio.open(path, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in f if line.strip()]
         if not lines:
             raise ValueError(f"sample: prompt file {path} has no prompts")
@@ -46,19 +48,24 @@ def read_prompts(prompt: str | None) -> list[str] | None:
     return [prompt]
 
 
+def _save_png(image, path: str) -> None:
+    with fileio.local_file(path) as local:  # PIL writes to a file name
+        Image.fromarray(image).save(local, format="PNG")
+
+
 def _write_jsonl(path: str, records: list[dict]) -> str:
-    with open(path, "w", encoding="utf-8") as f:
+    with fileio.open(path, "w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
 
 
 def _write_texts(out: str, records: list[dict]) -> list[str]:
-    txt = os.path.join(out, "samples.txt")
-    with open(txt, "w", encoding="utf-8") as f:
+    txt = fileio.join(out, "samples.txt")
+    with fileio.open(txt, "w", encoding="utf-8") as f:
         for r in records:
             f.write(f"### {r['index']}: {r.get('prompt') or r.get('image')}\n{r['output']}\n\n")
-    return [_write_jsonl(os.path.join(out, "samples.jsonl"), records), txt]
+    return [_write_jsonl(fileio.join(out, "samples.jsonl"), records), txt]
 
 
 def run_sample(
@@ -101,12 +108,10 @@ def run_sample(
     if grid is not None:
         grid = t2i_lib.parse_grid(grid)
     if sampler is None:
-        from liquid_jax.sample.loading import load_for_sampling
-
         sampler = load_for_sampling(
             workdir, hf_dir=hf_dir, vqgan=vqgan, size_prefix=size_prefix, batch_size=batch_size
         )
-    os.makedirs(out, exist_ok=True)
+    fileio.makedirs(out)
     if task == "t2i":
         settings = dict(num_samples=num_samples, grid=grid, cfg_scale=cfg, seed=seed, chunk=chunk)
         settings.update(temperature=temperature, top_k=top_k, top_p=top_p, cfg_min_p=cfg_min_p)
@@ -170,12 +175,11 @@ def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
     )
     result = sampler.t2i(prompts, progress=_token_progress("t2i", rows), **settings)
     seed, cfg = settings["seed"], settings["cfg_scale"]
-    from PIL import Image
 
     written, records = [], []
     for i, (img, caption) in enumerate(zip(result.images, result.prompts)):
-        path = os.path.join(out, f"sample_{i:03d}.png")
-        Image.fromarray(img).save(path)
+        path = fileio.join(out, f"sample_{i:03d}.png")
+        _save_png(img, path)
         written.append(path)
         records.append(
             dict(
@@ -188,12 +192,13 @@ def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
                 grid=list(result.codes.shape[1:]),
             )
         )
-    grid_path = os.path.join(out, "grid.png")
+    grid_path = fileio.join(out, "grid.png")
     cols = math.ceil(math.sqrt(len(result.images)))  # near square
-    Image.fromarray(image_grid(result.images, cols)).save(grid_path)
-    codes_path = os.path.join(out, "codes.npy")
-    np.save(codes_path, result.codes)
-    jsonl = _write_jsonl(os.path.join(out, "samples.jsonl"), records)
+    _save_png(image_grid(result.images, cols), grid_path)
+    codes_path = fileio.join(out, "codes.npy")
+    with fileio.local_file(codes_path) as local:
+        np.save(local, result.codes)
+    jsonl = _write_jsonl(fileio.join(out, "samples.jsonl"), records)
     logging.info(
         "sample t2i: %d images in %.1fs -> %s", len(written), time.perf_counter() - t0, out
     )

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import nnx, struct
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -233,8 +234,6 @@ def _decode_state_shardings(abstract: DecodeState, mesh: Mesh) -> DecodeState:
 
 def _to_host(x) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
 

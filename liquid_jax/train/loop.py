@@ -28,12 +28,12 @@ from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
 from liquid_jax.train.loss import metrics_from_sums
 from liquid_jax.train.metrics import MetricWriter
-from liquid_jax.train.optimizer import make_optimizer
+from liquid_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from liquid_jax.train.preemption import PreemptionGuard
 from liquid_jax.train.setup import (
+    layout_for_run,
     load_initial_weights,
     model_spec,
-    resolve_layout,
     resolve_tokenizer,
 )
 from liquid_jax.train.train_state import create_train_state
@@ -44,17 +44,9 @@ class NonFiniteError(RuntimeError):
     """Too many non-finite steps in a row; the last good checkpoint is left as it was."""
 
 
-def _data_config(config, validation: bool = False) -> PipelineConfig:
-    data = config.data.to_dict()
-    val = data.pop("validation", {}) or {}
-    if validation:
-        data.update(val)
-    return PipelineConfig.from_config(data)
-
-
 def _evaluate(eval_step, state, config, tokenizer, layout, mesh) -> dict[str, float]:
     """Mean validation metrics over ``config.eval_steps`` batches (a fresh pass each time)."""
-    it = make_iterator(_data_config(config, validation=True), tokenizer, layout)
+    it = make_iterator(PipelineConfig.from_config(config.data, validation=True), tokenizer, layout)
     total = None
     try:
         for _ in range(config.eval_steps):
@@ -93,23 +85,24 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     )
     # --- tokenizer and vocabulary
     tokenizer = resolve_tokenizer(config, workdir)
-    layout = resolve_layout(config, tokenizer)
+    layout = layout_for_run(config, tokenizer)
     if jax.process_index() == 0:
         layout.save(workdir)
         if not fileio.exists(fileio.join(workdir, TOKENIZER)):
             tokenizer.save(fileio.join(workdir, TOKENIZER))
     # --- data
-    data_cfg = _data_config(config)
+    data_cfg = PipelineConfig.from_config(config.data)
     train_iter = iterator_fn(data_cfg, tokenizer, layout)
     # --- model and optimizer state, created sharded
     spec = model_spec(config, layout)
     write_run_info(workdir, spec, config.model.get("vqgan", ""))
     total_steps = int(config.total_steps)
-    new_rows_only_below = layout.text_vocab_size if config.train.new_rows_only else None
+    train_cfg = config.train
+    step_cfg = StepConfig.from_config(train_cfg, layout.text_vocab_size)
 
     def tx_factory(params):
         return make_optimizer(
-            config.optim, total_steps, params, new_rows_only_below=new_rows_only_below
+            config.optim, total_steps, params, new_rows_only_below=step_cfg.new_rows_only_below
         )
 
     with axis_rules(rules) if rules else contextlib.nullcontext():
@@ -134,12 +127,6 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
         graphdef, state = nnx.split(state_obj)
     del state_obj
     # --- compiled steps
-    train_cfg = config.train
-    step_cfg = StepConfig(
-        grad_accum=int(train_cfg.grad_accum),
-        max_z_weight=float(train_cfg.max_z_weight),
-        new_rows_only_below=new_rows_only_below,
-    )
     with jax.set_mesh(mesh):
         train_step = jit_train_step(graphdef, state, step_cfg, mesh)
         eval_step = jit_eval_step(graphdef, state, mesh, step_cfg.max_z_weight)
@@ -154,6 +141,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
         peak_source,
         flops_per_step,
     )
+    lr_schedule = learning_rate_schedule(config.optim, total_steps)
     progress = Progress(total_steps, start)
     last: dict[str, float] = {}
     window, t_window = [], time.perf_counter()
@@ -182,7 +170,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
                     step_time_s=dt,
                     tokens_per_s=tokens_per_step / dt,
                     mfu=flops_per_step / dt / (peak * jax.device_count()) if peak else math.nan,
-                    lr=float(make_lr(config, total_steps)(step)),
+                    lr=float(lr_schedule(step)),
                 )
                 last = writer.write_scalars(done, values)
                 window, t_window = [], time.perf_counter()
@@ -215,12 +203,6 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     writer.close()
     train_iter.close()
     return last
-
-
-def make_lr(config, total_steps: int):
-    from liquid_jax.train.optimizer import learning_rate_schedule
-
-    return learning_rate_schedule(config.optim, total_steps)
 
 
 def _window_means(window) -> dict[str, float]:

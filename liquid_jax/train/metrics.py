@@ -61,6 +61,7 @@ class MetricWriter:
         if why_not:
             logging.warning("metrics: no TensorBoard events at %s (%s)", logdir, why_not)
         elif tensorboard:
+            # tensorboardX (and protobuf behind it) only when events are written.
             from tensorboardX import SummaryWriter
 
             self._tb = SummaryWriter(logdir)

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import jax
 from absl import logging
+from flax import nnx
 
 from liquid_jax import fileio
-from liquid_jax.data.tokenizers.base import TextTokenizer
+from liquid_jax.data.sources.specs import open_text_source
+from liquid_jax.data.tokenizers.base import TextTokenizer, vocab_layout
 from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.export.hf import load_hf, read_config
+from liquid_jax.export.hf_config import spec_from_hf_config
 from liquid_jax.models import Transformer, TransformerSpec, get_preset
 from liquid_jax.runs.layout import TOKENIZER
 
 
 def _train_tokenizer(tok_cfg, directory: str) -> TextTokenizer:
-    from liquid_jax.data.sources.specs import open_text_source
-    from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
-
     source = open_text_source(tok_cfg.train_corpus)
     texts = (source[i]["text"] for i in range(len(source)))
     logging.info("training a %d-piece SentencePiece model on %s", tok_cfg.vocab_size, source.name)
@@ -46,9 +48,10 @@ def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
     return _train_tokenizer(tok_cfg, directory)
 
 
-def resolve_layout(config, tokenizer: TextTokenizer) -> VocabLayout:
-    from liquid_jax.data.tokenizers.base import vocab_layout
-
+def layout_for_run(config, tokenizer: TextTokenizer) -> VocabLayout:
+    """The run's vocabulary layout: ``model.init_from``'s own (``liquid_vocab.json``),
+    else the tokenizer's text vocabulary + ``data.num_image_codes`` (no look at the data
+    sources, unlike ``data.pipeline.dataset.resolve_layout``)."""
     init_from = config.model.get("init_from", "")
     if init_from:
         return VocabLayout.load(init_from)
@@ -66,9 +69,6 @@ def model_spec(config, layout: VocabLayout) -> TransformerSpec:
                          "they apply to every way of building the model")  # fmt: skip
     overrides = {k: m[k] for k in top_level if m.get(k, None)}
     if m.get("init_from", ""):
-        from liquid_jax.export.hf import read_config
-        from liquid_jax.export.hf_config import spec_from_hf_config
-
         spec = spec_from_hf_config(read_config(m.init_from), where=m.init_from)
     elif m.get("preset", ""):
         # A preset is a shape to start from random weights: its vocabulary becomes ours.
@@ -87,10 +87,6 @@ def model_spec(config, layout: VocabLayout) -> TransformerSpec:
 
 def load_initial_weights(config, model: Transformer, mesh) -> None:
     """Copies ``model.init_from`` weights into the freshly created (sharded) model."""
-    from flax import nnx
-
-    from liquid_jax.export import load_hf
-
     spec = model.spec
     loaded = load_hf(
         config.model.init_from,

@@ -3,13 +3,15 @@
 ``make_train_step`` returns ``step(state, batch) -> (state, metrics)``: a pure function of
 the NNX state, compiled with explicit in/out shardings and the state donated. Gradient
 accumulation runs micro-batches through ``lax.scan``; a non-finite loss or gradient
-skips the update (``lax.cond``) and is counted in the state.
+skips the update (``lax.cond``) and is counted in the state. Both steps check the batch's
+keys, shapes and dtypes with chex when they are traced (once per compile, free after).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -17,6 +19,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from liquid_jax.data.pipeline.packing import BATCH_KEYS
 from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.train.loss import loss_sums, metrics_from_sums, objective
 from liquid_jax.train.optimizer import new_rows_only_grad_mask
@@ -24,9 +27,49 @@ from liquid_jax.train.optimizer import new_rows_only_grad_mask
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
+    """What the train step is compiled for, from the config's ``train`` section.
+
+    The defaults equal ``from_config(base_config().train, ...)`` (``config_utils``; the
+    train layer cannot import it, tests/train/test_configs.py ties the two).
+
+    Attributes:
+      grad_accum: micro-batches per step (``lax.scan``); divides the per-step batch.
+      max_z_weight: weight of the max-z logit penalty (0: off).
+      new_rows_only_below: the text vocabulary size when only the embedding / LM-head
+        rows above it train (``train.new_rows_only``), else None.
+    """
+
     grad_accum: int = 1
     max_z_weight: float = 0.0
-    new_rows_only_below: int | None = None  # text vocab size: train only rows above it
+    new_rows_only_below: int | None = None
+
+    @classmethod
+    def from_config(cls, train, text_vocab_size: int) -> StepConfig:
+        """From the ``train`` section (``grad_accum``, ``max_z_weight``,
+        ``new_rows_only``) and the run's text vocabulary size."""
+        return cls(
+            grad_accum=int(train.grad_accum),
+            max_z_weight=float(train.max_z_weight),
+            new_rows_only_below=int(text_vocab_size) if train.new_rows_only else None,
+        )
+
+
+def check_batch(batch: dict, grad_accum: int = 1) -> None:
+    """Asserts at trace time that ``batch`` is the pipeline's: ``packing.BATCH_KEYS``, each
+    ``int32[B, T]`` with the shape of ``tokens``, and B divisible by ``grad_accum``."""
+    missing = sorted(set(BATCH_KEYS) - set(batch))
+    if missing:
+        raise ValueError(f"train batch: missing {missing}; a batch holds {BATCH_KEYS}")
+    shape = batch["tokens"].shape
+    for key in BATCH_KEYS:
+        where = f"train batch[{key!r}] must be int32[B, T] (tokens: {shape})"
+        chex.assert_rank(batch[key], 2, custom_message=where)
+        chex.assert_type(batch[key], jnp.int32, custom_message=where)
+        chex.assert_shape(batch[key], shape, custom_message=where)
+    if shape[0] % grad_accum:
+        raise ValueError(
+            f"train batch: {shape[0]} rows do not split into grad_accum={grad_accum} micro-batches"
+        )
 
 
 def _forward_sums(model, batch, max_z_weight):
@@ -35,7 +78,10 @@ def _forward_sums(model, batch, max_z_weight):
 
 
 def make_train_step(graphdef, cfg: StepConfig):
+    """``step(state, batch) -> (state, metrics)``; batch: ``BATCH_KEYS``, int32[B, T]."""
+
     def step(state, batch):
+        check_batch(batch, cfg.grad_accum)
         ts = nnx.merge(graphdef, state)
         gdef, params, rest = nnx.split(ts.model, nnx.Param, ...)
         total_weight = batch["loss_mask"][:, 1:].sum().astype(jnp.float32)
@@ -87,7 +133,10 @@ def make_train_step(graphdef, cfg: StepConfig):
 
 
 def make_eval_step(graphdef, max_z_weight: float = 0.0):
+    """``step(state, batch) -> loss sums`` (``loss.loss_sums``); batch as the train step's."""
+
     def step(state, batch):
+        check_batch(batch)
         ts = nnx.merge(graphdef, state)
         return _forward_sums(ts.model, batch, max_z_weight)
 

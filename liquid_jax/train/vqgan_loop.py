@@ -22,10 +22,14 @@ from jax.sharding import PartitionSpec as P
 
 from liquid_jax import fileio
 from liquid_jax.data.images import to_uint8
-from liquid_jax.data.sources.image_batches import host_batch
+from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
+from liquid_jax.data.shapes.world import generate_images
+from liquid_jax.data.sources.image_batches import host_batch, load_image_folder
 from liquid_jax.evals.grid import image_grid, save_png
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
+from liquid_jax.models.lpips import load_lpips
+from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import vqgan_config
 from liquid_jax.models.vqgan_tiles import distinct_tiles
 from liquid_jax.parallel import MeshConfig, create_sharded, host_local_to_global, make_mesh
@@ -46,9 +50,6 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) uint8[N, H, W, 3] from ``config.data``."""
     source = data_cfg.source
     if source == "shapes":
-        from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
-        from liquid_jax.data.shapes.world import generate_images
-
         size = data_cfg.image_size
         style = {k: data_cfg[k] for k in STYLE_DEFAULTS if k in data_cfg}
         train = generate_images(data_cfg.num_train, size, seed=data_cfg.seed, split="train",
@@ -57,8 +58,6 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
                               **style)  # fmt: skip
         return train, val
     if source == "folder":
-        from liquid_jax.data.sources.image_batches import load_image_folder
-
         images = load_image_folder(data_cfg.path, data_cfg.image_size)
         n_val = min(data_cfg.num_val, len(images) // 10)
         return images[n_val:], images[:n_val]
@@ -79,8 +78,6 @@ def _load_perceptual(loss_cfg):
             path,
         )
         return None
-    from liquid_jax.models.lpips import load_lpips
-
     return load_lpips(path)
 
 
@@ -176,8 +173,6 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
                  decay_factor=float(opt.get("decay_factor", 1.0)))  # fmt: skip
 
     def factory():
-        from liquid_jax.models.vqgan import VQGAN
-
         rngs = nnx.Rngs(config.seed)
         disc = (
             PatchDiscriminator(3, config.loss.disc_ndf, config.loss.disc_layers, rngs=rngs)

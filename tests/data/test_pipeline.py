@@ -19,6 +19,7 @@ from liquid_jax.data.pipeline.record_format import FormatOptions, ImageTextForma
 from liquid_jax.data.skips import BadRecord, TooManySkipsError
 from liquid_jax.data.sources.shapes import ShapesCodeSource
 from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.parallel import MeshConfig, make_mesh
 
 GRID = 64  # stand-in codes: 8x8 per image
 
@@ -202,8 +203,6 @@ def test_config_and_global_batch(tokenizer):
             image_text_sources=[object()],
         )
 
-    from liquid_jax.parallel import MeshConfig, make_mesh
-
     with _iterator(cfg, tokenizer) as it:  # text only: no image codes needed
         batch = next(it)
     mesh = make_mesh(MeshConfig(data=-1))
@@ -211,3 +210,14 @@ def test_config_and_global_batch(tokenizer):
     assert arrays["tokens"].shape == (8, 64)
     assert len(arrays["tokens"].sharding.device_set) == 8
     np.testing.assert_array_equal(np.asarray(arrays["positions"]), batch["positions"])
+
+
+def test_config_validation_overrides():
+    """A ``data`` section's ``validation`` keys replace the training ones on request."""
+    validation = {"text_sources": ["b"], "num_epochs": 1}
+    section = ml_collections.ConfigDict(
+        {"seq_len": 64, "text_sources": ["a"], "validation": validation}
+    )
+    train, val = PipelineConfig.from_config(section), PipelineConfig.from_config(section, True)
+    assert (train.text_sources, train.num_epochs) == (("a",), None)
+    assert (val.text_sources, val.num_epochs, val.seq_len) == (("b",), 1, 64)

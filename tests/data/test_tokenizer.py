@@ -5,12 +5,14 @@ import os
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 from liquid_jax.data.tokenizers.base import (
     SPECIAL_TOKENS,
     TextTokenizer,
     vocab_layout,
 )
+from liquid_jax.data.tokenizers.files import TokenizerFiles
 from liquid_jax.data.tokenizers.hf import HFTokenizer, train_bpe_tokenizer
 from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
@@ -166,3 +168,49 @@ def test_transformers_loads_exported_tokenizer(backend, sp_dir, shapes_corpus, t
         assert hf(text, add_special_tokens=False)["input_ids"] == ids, text
         if "<" not in text:
             assert hf.decode(ids) == tok.decode(ids)
+
+
+# ---- the tokenizer files as data (import-hf's view) ----------------------------------------
+
+
+def _word_level_json(names: list[str]) -> str:
+    """An unedited tokenizer.json (as a downloaded model ships it)."""
+    tok = Tokenizer(models.WordLevel({n: i for i, n in enumerate(names)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return tok.to_str()
+
+
+@pytest.mark.parametrize(
+    "extra, how",
+    [(["<unused0>", "<unused1>", "<unused2>"], "reuse"), (["x", "y", "z"], "append")],
+)
+def test_tokenizer_files_place_specials_as_the_back_end_does(tmp_path, extra, how):
+    """One rule: the files' table gives the ids the loaded back-end gives, before and
+    after the back-end saved its edited files."""
+    src, saved = str(tmp_path / "src"), str(tmp_path / "saved")
+    os.makedirs(src)
+    names = ["<pad>", "<eos>", "<bos>", "<unk>", *extra] + [f"w{i}" for i in range(20)]
+    with open(os.path.join(src, "tokenizer.json"), "w") as f:
+        f.write(_word_level_json(names))
+    tok = HFTokenizer.load(src)
+    assert TokenizerFiles(src).special_token_ids() == (how, tuple(_ids_of(tok)))
+    tok.save(saved)
+    assert TokenizerFiles(saved).special_token_ids() == ("present", tuple(_ids_of(tok)))
+
+
+def test_tokenizer_files_read_a_sentencepiece_model(sp_dir):
+    files = TokenizerFiles(sp_dir)
+    tok = load_tokenizer(sp_dir)
+    assert len(files) == tok.vocab_size == 400
+    assert files.special_token_ids() == ("present", tuple(_ids_of(tok)))
+    assert files.get("<start_of_turn>") == tok.token_to_id("<start_of_turn>")
+
+
+def test_tokenizer_files_refuse_some_specials_as_the_back_end_does(tmp_path):
+    names = ["<pad>", "<eos>", "<bos>", "<unk>", "<boi>"] + [f"w{i}" for i in range(20)]
+    with open(tmp_path / "tokenizer.json", "w") as f:
+        f.write(_word_level_json(names))
+    for load in (TokenizerFiles, HFTokenizer.load):
+        with pytest.raises(ValueError, match="refusing to mix"):
+            tokenizer = load(str(tmp_path))
+            tokenizer.special_token_ids()

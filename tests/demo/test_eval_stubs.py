@@ -23,15 +23,10 @@ Mutations tried (on an in-memory copy of ``demo/evaluate.py``):
 import numpy as np
 import pytest
 
-import liquid_jax.data.shapes.world as shapes_world
-import liquid_jax.demo.curve as curve
-import liquid_jax.evals.text_ppl as text_ppl
-import liquid_jax.runs.trained_model as trained_model
-import liquid_jax.sample.loading as loading
 from configs.demo import get_config
 from liquid_jax.data.shapes.captions import parse_caption
 from liquid_jax.data.shapes.examples import image_text_record
-from liquid_jax.demo import evaluate
+from liquid_jax.demo import evaluate, stages
 from liquid_jax.demo.stages import Paths
 from liquid_jax.evals.probe import slot_labels
 from liquid_jax.evals.scoring import ATTRIBUTES, score_captions
@@ -104,17 +99,18 @@ def _run(monkeypatch, tmp_path, sampler):
 
     probe = LookupProbe(TEST + TRAIN)
     worlds = {"train": Split(TRAIN), "test": Split(TEST)}
-    monkeypatch.setattr(shapes_world, "load_shapes_world", lambda _, split: worlds[split])
-    monkeypatch.setattr(shapes_world, "load_shapes_text", lambda *_: Split([{"text": "a"}]))
+    monkeypatch.setattr(stages, "load_shapes_world", lambda _, split: worlds[split])
+    monkeypatch.setattr(evaluate, "load_shapes_world", lambda _, split: worlds[split])
+    monkeypatch.setattr(evaluate, "load_shapes_text", lambda *_: Split([{"text": "a"}]))
     monkeypatch.setattr(evaluate, "train_probe", lambda *a, **k: probe)
-    monkeypatch.setattr(loading, "load_for_sampling", lambda *a, **k: sampler)
+    monkeypatch.setattr(evaluate, "load_for_sampling", lambda *a, **k: sampler)
     monkeypatch.setattr(evaluate, "_reconstruct", lambda vqgan, images: images)
     monkeypatch.setattr(evaluate, "blurred_u8", lambda images: images)
-    monkeypatch.setattr(trained_model, "load_trained_model", lambda *_: (None, None, None, 0))
-    monkeypatch.setattr(text_ppl, "perplexity", lambda *a, **k: {"ppl": 1.0, "tokens": 1})
+    monkeypatch.setattr(evaluate, "load_trained_model", lambda *_: (None, None, None, 0))
+    monkeypatch.setattr(evaluate, "perplexity", lambda *a, **k: {"ppl": 1.0, "tokens": 1})
     use = dict.fromkeys(("true", "shuffled", "caption", *ATTRIBUTES), 0.0)
     monkeypatch.setattr(evaluate, "_caption_use", lambda *a, **k: use)
-    monkeypatch.setattr(curve, "learning_curve", lambda *a, **k: ([], None))  # no checkpoints
+    monkeypatch.setattr(evaluate, "learning_curve", lambda *a, **k: ([], None))  # no checkpoints
     config = get_config("runlocal")
     config.eval.num_prompts = config.eval.num_images = N
     return evaluate.run_eval(config, Paths(str(tmp_path)))

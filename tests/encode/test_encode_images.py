@@ -24,9 +24,9 @@ from liquid_jax.encode.images import extract_codes, load_vqgan_from_workdir
 from liquid_jax.encode.preprocess import Preprocess
 from liquid_jax.export.vqgan import load_vqgan, save_vqgan
 from liquid_jax.models.vqgan import VQGAN, VQGANConfig
+from tests.tiny import VQGAN_FIELDS as TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=16, embed_dim=16, n_embed=64)
 SIZE = 16  # pixels; an 8x8 code grid
 NUM_GOOD, BAD_AT = 40, {5: "missing", 17: "not_an_image"}
 OVERRIDES = dict(image_size=SIZE, batch_size=8, records_per_chunk=8, num_threads=2)

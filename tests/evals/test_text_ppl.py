@@ -18,7 +18,8 @@ from flax import nnx
 
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.evals.text_ppl import perplexity
-from liquid_jax.models import Transformer, TransformerSpec
+from liquid_jax.models import Transformer
+from tests.tiny import tiny_spec
 
 LAYOUT = VocabLayout(text_vocab_size=40, num_image_codes=8, boi_id=3, eoi_id=4,
                      unconditional_id=5, bos_id=2, eos_id=1, pad_id=0)  # fmt: skip
@@ -34,9 +35,7 @@ class LetterTokenizer:
 
 @pytest.fixture(scope="module")
 def model():
-    spec = TransformerSpec.for_family("llama", vocab_size=64, hidden_size=32,
-                                      intermediate_size=64, num_layers=2, num_heads=4,
-                                      num_kv_heads=2, head_dim=8, init_std=0.2)  # fmt: skip
+    spec = tiny_spec("llama", vocab_size=64, hidden_size=32, intermediate_size=64, head_dim=8)
     m = nnx.jit(lambda: Transformer(spec, rngs=nnx.Rngs(0)))()  # one compile, not many ops
     # Padding columns of the LM head that would dominate a softmax over the whole table.
     head = m.lm_head.kernel

@@ -14,24 +14,14 @@ from safetensors.numpy import load_file, save_file
 
 from liquid_jax.export import load_hf, save_hf
 from liquid_jax.export.hf_config import hf_config_from_spec
-from liquid_jax.models import Transformer, TransformerSpec
+from liquid_jax.models import Transformer
 from liquid_jax.parallel import MeshConfig, make_mesh
+from tests.tiny import tiny_spec
 
 
 def tiny(family="llama", **kw):
-    fields = dict(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        init_std=0.2,
-        bos_token_id=2,
-        eos_token_id=1,
-    )
-    return Transformer(TransformerSpec.for_family(family, **{**fields, **kw}), nnx.Rngs(3))
+    return Transformer(tiny_spec(family, **{"bos_token_id": 2, "eos_token_id": 1, **kw}),
+                       nnx.Rngs(3))  # fmt: skip
 
 
 def params(model):

@@ -9,10 +9,11 @@ transformers = pytest.importorskip("transformers")
 
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
-from hf_tiny import VARIANTS, VOCAB, hf_greedy, hf_logits, make_hf_model  # noqa: E402
 
 from liquid_jax.export import load_hf, save_hf  # noqa: E402
 from liquid_jax.models import PAD_LOGIT, greedy_generate  # noqa: E402
+from tests.tiny import HF_VARIANTS, hf_greedy, hf_logits  # noqa: E402
+from tests.tiny import HF_VOCAB as VOCAB  # noqa: E402
 
 pytestmark = pytest.mark.torch
 ATOL = 1e-4
@@ -23,13 +24,11 @@ def forward(model, tokens, positions, segment_ids):
     return model(tokens, positions, segment_ids)
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def pair(request, tmp_path_factory):
+@pytest.fixture(scope="module", params=list(HF_VARIANTS))
+def pair(request, hf_checkpoint):
     """(variant, HF model, our model loaded from its save_pretrained directory)."""
-    hf = make_hf_model(request.param)
-    path = tmp_path_factory.mktemp(request.param)
-    hf.save_pretrained(path)
-    return request.param, hf, load_hf(str(path))
+    hf, path = hf_checkpoint(request.param)
+    return request.param, hf, load_hf(path)
 
 
 def _random_tokens(seed=0):

@@ -11,29 +11,18 @@ from flax import nnx
 
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.export import expand_vocab, export_hf, import_hf, load_hf, save_hf
-from liquid_jax.models import Transformer, TransformerSpec
+from liquid_jax.models import Transformer
 
 transformers = pytest.importorskip("transformers")
-from hf_tiny import save_word_tokenizer  # noqa: E402
+from tests.tiny import save_word_tokenizer, tiny_spec  # noqa: E402
 
 CODES = 40
 
 
 def tiny(family, **kw):
-    fields = dict(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=1 if family == "gemma" else 2,
-        head_dim=16,
-        init_std=0.2,
-        bos_token_id=2,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    return Transformer(TransformerSpec.for_family(family, **{**fields, **kw}), nnx.Rngs(5))
+    fields = dict(num_kv_heads=1 if family == "gemma" else 2, bos_token_id=2, eos_token_id=1,
+                  pad_token_id=0)  # fmt: skip
+    return Transformer(tiny_spec(family, **{**fields, **kw}), nnx.Rngs(5))
 
 
 @nnx.jit
@@ -134,6 +123,16 @@ def test_import_rejects_a_vocab_smaller_than_the_tokenizer(tmp_path):
 def test_import_rejects_colliding_special_ids(tmp_path):
     src = _hf_dir(tmp_path, "gemma", tokenizer_size=300, unused=True, pad_token_id=8)
     with pytest.raises(ValueError, match="special token ids collide.*'eoi_id': 8.*'pad_id': 8"):
+        import_hf(src, str(tmp_path / "out"), image_codes=CODES)
+
+
+def test_import_refuses_a_tokenizer_with_only_some_special_tokens(tmp_path):
+    src = _hf_dir(tmp_path, "llama", tokenizer_size=290)
+    config_path = Path(src, "tokenizer_config.json")
+    config = json.loads(config_path.read_text())
+    config.setdefault("added_tokens_decoder", {})["290"] = {"content": "<boi>", "special": True}
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="hf: tokenizer has .'<boi>'. but not all.*refusing"):
         import_hf(src, str(tmp_path / "out"), image_codes=CODES)
 
 

@@ -1,5 +1,6 @@
 """The transformer on its own: KV cache, padding, remat, sharding, spec checks."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,24 +11,14 @@ from jax.sharding import PartitionSpec as P
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import PAD_LOGIT, Transformer
 from liquid_jax.parallel import MeshConfig, create_sharded, make_mesh
+from tests import tiny
 
 VOCAB = 300
 
 
 def tiny_spec(family="gemma2", **kw):
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_layers=3,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        init_std=0.2,
-    )
-    if family == "gemma2":
-        fields.update(sliding_window=3, attn_logit_softcap=5.0, final_logit_softcap=8.0)
-    return TransformerSpec.for_family(family, **{**fields, **kw})
+    """``tests.tiny.tiny_spec`` with 3 layers (Gemma2's window alternates)."""
+    return tiny.tiny_spec(family, **{"vocab_size": VOCAB, "num_layers": 3, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +97,11 @@ def test_remat_policies_give_the_same_gradients(policy):
             loss = lambda m: jnp.mean(jax.nn.logsumexp(m(tokens)[..., :VOCAB], -1))
             return nnx.grad(loss)(model)
 
-        return jax.tree.leaves(step(model))
+        return step(model)
 
-    for a, b in zip(grads(spec), grads(spec.replace(remat=policy))):
-        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+    chex.assert_trees_all_close(
+        grads(spec), grads(spec.replace(remat=policy)), atol=1e-6, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("chunk", [4, 8])
@@ -131,16 +123,13 @@ def test_causal_attention_blocks_give_the_same_logits_and_gradients(chunk):
             )
             return nnx.value_and_grad(loss)(model)
 
-        value, grads = step(model)
-        return value, jax.tree.leaves(grads)
+        return step(model)
 
     spec = tiny_spec(num_layers=2)
     ref, ref_grads = loss_and_grads(spec)
     got, got_grads = loss_and_grads(spec.replace(attn_causal_chunk=chunk))
     np.testing.assert_allclose(got, ref, rtol=1e-6)
-    assert len(got_grads) == len(ref_grads)
-    for a, b in zip(got_grads, ref_grads):
-        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+    chex.assert_trees_all_close(got_grads, ref_grads, atol=1e-6, rtol=1e-5)
 
 
 def test_causal_attention_blocks_leave_cached_and_uneven_calls_alone():

@@ -15,11 +15,9 @@ from liquid_jax.models import (
     encode_images,
 )
 from liquid_jax.parallel import MeshConfig, create_sharded, make_mesh
+from tests.tiny import tiny_vqgan_config
 
-TINY = VQGANConfig(
-    ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,),
-    z_channels=16, embed_dim=16, n_embed=64, resolution=32,
-)  # fmt: skip
+TINY = tiny_vqgan_config(attn_resolutions=(16,))
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,15 @@ from liquid_jax.export.vqgan_torch import (  # noqa: E402
     taming_shapes,
 )
 from liquid_jax.models import VQGANConfig, chameleon_vqgan  # noqa: E402
+from tests.tiny import tiny_vqgan_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-TINY = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=16, embed_dim=16, n_embed=64)
 CASES = {
     # (config, image height, width)
-    "plain-square": (VQGANConfig(**TINY, resolution=32, attn_resolutions=()), 32, 32),
+    "plain-square": (tiny_vqgan_config(), 32, 32),
     # Attention inside both resolution levels, on a non-square image.
-    "attn-levels": (VQGANConfig(**TINY, resolution=32, attn_resolutions=(32, 16)), 32, 48),
+    "attn-levels": (tiny_vqgan_config(attn_resolutions=(32, 16)), 32, 48),
 }
 
 

@@ -10,11 +10,9 @@ from flax import nnx
 
 from liquid_jax.models import VQGAN, VQGANConfig
 from liquid_jax.models.vqgan_tiles import distinct_tiles, from_tiles
+from tests.tiny import tiny_vqgan_config
 
-CONFIG = VQGANConfig(
-    ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
-    z_channels=16, embed_dim=16, n_embed=64, resolution=16, encode_tile=1,
-)  # fmt: skip
+CONFIG = tiny_vqgan_config(resolution=16, encode_tile=1)
 
 
 def _repetitive_images(seed=0) -> np.ndarray:

@@ -4,7 +4,6 @@ class of attribute words is worth."""
 import numpy as np
 import pytest
 from flax import nnx
-from sampling_tiny import NUM_CODES, save_tokenizer, tiny_spec
 
 import liquid_jax.evals.caption_use as caption_use_lib
 from liquid_jax.data.formats import t2i_prompt
@@ -12,6 +11,7 @@ from liquid_jax.data.tokenizers.base import vocab_layout
 from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.evals.caption_use import WORD_CLASSES, caption_use, code_loss, swap_words
 from liquid_jax.models.transformer import Transformer
+from tests.tiny import NUM_CODES, sampling_spec, save_sampling_tokenizer
 
 
 def test_swap_words_replaces_each_word_of_the_class_by_another():
@@ -70,10 +70,10 @@ CAPTIONS = [
 def worded(tmp_path_factory):
     """(model, layout, tokenizer) over a word-level vocabulary of caption words."""
     directory = str(tmp_path_factory.mktemp("attribute_tokenizer"))
-    save_tokenizer(directory, WORDS)
+    save_sampling_tokenizer(directory, WORDS)
     tokenizer = load_tokenizer(directory)
     layout = vocab_layout(tokenizer, NUM_CODES)
-    spec = tiny_spec(vocab_size=layout.vocab_size)
+    spec = sampling_spec(vocab_size=layout.vocab_size)
     model = nnx.jit(lambda: Transformer(spec, rngs=nnx.Rngs(3)))()
     return model, layout, tokenizer
 

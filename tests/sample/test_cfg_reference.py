@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from sampling_tiny import NUM_CODES, TEXT_VOCAB
 
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import left_pad
 from liquid_jax.sample.t2i import t2i_rows
+from tests.tiny import NUM_CODES, TEXT_VOCAB
 
 # Captions of different lengths, so the conditional rows are padded differently.
 CAPTIONS = ["w1 w2 w3 w4 w5 w6", "w7"]

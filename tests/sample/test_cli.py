@@ -1,5 +1,6 @@
 """Loading a model directory for sampling and the ``liquid-jax sample`` command."""
 
+import io
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liquid_jax import fileio
 from liquid_jax.data.images import ImageError
 from liquid_jax.runs.load import NoModelError, find_vqgan
 from liquid_jax.sample.cli_sample import run_sample
@@ -115,3 +117,36 @@ def test_liquid_jax_sample_command(hf_dir, tmp_path):
     assert np.load(out / "codes.npy").shape == (3, 2, 3)
     assert Image.open(out / "sample_000.png").size == (12, 8)
     assert "token/s" in proc.stderr
+
+
+def test_run_sample_reads_prompts_and_writes_outputs_at_a_url(gcs, sampler):
+    """``--prompt @gs://...`` and ``--out gs://...``: the same images and codes as the
+    sampler returns, stored as objects (the ``gcs`` fixture fails on any local write)."""
+    fileio.write_text("gs://bucket/prompts.txt", "w1 w2\nw3\n")
+    out = "gs://bucket/samples"
+    files = run_sample(task="t2i", out=out, prompt="@gs://bucket/prompts.txt", num_samples=1,
+                       grid="2x2", cfg=3.0, seed=4, sampler=sampler)  # fmt: skip
+    ref = sampler.t2i(["w1 w2", "w3"], num_samples=1, grid=(2, 2), cfg_scale=3.0, seed=4)
+    assert sorted(gcs.ls("/bucket/samples", detail=False)) == sorted(
+        f"/bucket/samples/{f.rsplit('/', 1)[1]}" for f in files
+    )
+    with fileio.open(f"{out}/codes.npy", "rb") as f:
+        np.testing.assert_array_equal(np.load(io.BytesIO(f.read())), ref.codes)
+    for i, image in enumerate(ref.images):
+        png = Image.open(io.BytesIO(fileio.read_bytes(f"{out}/sample_{i:03d}.png")))
+        np.testing.assert_array_equal(np.asarray(png), image)
+    records = [json.loads(r) for r in fileio.read_text(f"{out}/samples.jsonl").splitlines()]
+    assert [r["prompt"] for r in records] == ["w1 w2", "w3"]
+
+
+def test_i2t_reads_its_image_from_a_url(gcs, sampler):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 20, 3), 128, np.uint8)).save(buffer, format="PNG")
+    fileio.write_bytes("gs://bucket/in.png", buffer.getvalue())
+    files = run_sample(task="i2t", out="gs://bucket/i2t", image="gs://bucket/in.png",
+                       sampler=sampler, max_new_tokens=5)  # fmt: skip
+    record = json.loads(fileio.read_text(files[0]).splitlines()[0])
+    assert record["output"] == sampler.i2t(np.full((1, 20, 20, 3), 128, np.uint8),
+                                           max_new_tokens=5)[0]  # fmt: skip
+    with pytest.raises(ImageError, match="no such file"):
+        run_sample(task="i2t", out="gs://bucket/x", image="gs://bucket/none.png", sampler=sampler)

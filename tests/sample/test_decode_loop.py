@@ -1,10 +1,7 @@
 """The compiled decode loop: greedy equals full recompute and transformers' generate,
 end tokens stop rows, chunked runs equal one run, sharded runs equal unsharded ones."""
 
-import os
-import sys
-
-import jax
+import chex
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,6 +11,7 @@ from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import left_pad
+from tests.tiny import HF_VOCAB, hf_greedy, tiny_spec
 
 VOCAB = 200
 GREEDY = SamplingParams.of()
@@ -23,21 +21,7 @@ GREEDY = SamplingParams.of()
 def model():
     # Gemma2 with a sliding window shorter than the sequences: positions, not slots,
     # must drive the window when rows are left-padded.
-    spec = TransformerSpec.for_family(
-        "gemma2",
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        sliding_window=6,
-        attn_logit_softcap=5.0,
-        final_logit_softcap=8.0,
-        init_std=0.2,
-        max_position_embeddings=64,
-    )
+    spec = tiny_spec("gemma2", vocab_size=VOCAB, sliding_window=6, max_position_embeddings=64)
     return Transformer(spec, rngs=nnx.Rngs(0))
 
 
@@ -143,21 +127,15 @@ def test_sharded_loop_equals_single_device(model, cpu_devices):
 
 # -- parity with transformers ----------------------------------------------------------
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
-
 
 @pytest.mark.torch
 @pytest.mark.parametrize("variant", ["gemma", "gemma2", "qwen2_untied"])
-def test_greedy_equals_transformers_generate(variant, tmp_path):
+def test_greedy_equals_transformers_generate(variant, hf_checkpoint):
     pytest.importorskip("torch")
-    from hf_tiny import VOCAB as HF_VOCAB
-    from hf_tiny import hf_greedy, make_hf_model
-
     from liquid_jax.export import load_hf
 
-    hf = make_hf_model(variant)
-    hf.save_pretrained(tmp_path)
-    model = load_hf(str(tmp_path))
+    hf, path = hf_checkpoint(variant)
+    model = load_hf(path)
     prompts = _prompts([6, 13, 9], seed=1, vocab=HF_VOCAB)
     spec = DecodeSpec(10, (0, HF_VOCAB), greedy=True)
     out = Decoder(model).generate(left_pad(prompts, 0), np.arange(3), 0, spec, GREEDY)
@@ -183,8 +161,7 @@ def test_set_weights_decodes_with_the_new_weights_and_keeps_the_compile(model):
     assert first.shape == swapped.shape
     # This tiny model at init repeats its last token whatever its weights, so check the
     # weights themselves too.
-    for got, want in zip(jax.tree.leaves(decoder.state), jax.tree.leaves(nnx.state(other))):
-        np.testing.assert_array_equal(got, want)
+    chex.assert_trees_all_equal(decoder.state, nnx.state(other))
     assert len(decoder._compiled) == compiled
     smaller = TransformerSpec.from_dict({**model.spec.to_dict(), "intermediate_size": 64})
     with pytest.raises(ValueError, match="same architecture"):

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from sampling_tiny import CONTEXT
 
 from liquid_jax.data.images import ImageError
+from tests.tiny import CONTEXT
 
 LONG = " ".join(["w1"] * (CONTEXT + 4))
 

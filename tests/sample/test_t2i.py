@@ -4,12 +4,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from sampling_tiny import NUM_CODES, TEXT_VOCAB
 
 from liquid_jax.data.formats import T2I_INSTRUCTIONS, t2i_prompt
 from liquid_jax.sample.decode_loop import SamplingParams
 from liquid_jax.sample.prompts import left_pad
 from liquid_jax.sample.t2i import parse_grid, t2i_decode_spec, t2i_rows
+from tests.tiny import NUM_CODES, TEXT_VOCAB
 
 CAPTIONS = ["w1 w2 w3", "w4"]
 

@@ -1,25 +1,30 @@
-"""Every shipped config loads, and the paper-scale ones resolve to the published shapes."""
+"""Every shipped config loads (with every argument the docs show), the paper-scale ones
+resolve to the published shapes, and the settings dataclasses default to the config."""
 
+import dataclasses
 import glob
-import importlib.util
+import importlib
 import os
+import re
 
 import jax
 import pytest
 from flax import nnx
 
+from liquid_jax.config_utils import base_config
+from liquid_jax.data.pipeline.config import PipelineConfig
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.models import Transformer, count_params
+from liquid_jax.parallel import MeshConfig
 from liquid_jax.train.setup import model_spec
+from liquid_jax.train.train_step import StepConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``configs/NAME`` (``"liquid.py"``) as a module."""
+    return importlib.import_module(f"configs.{name.removesuffix('.py')}")
 
 
 RUN_KEYS = ("total_steps", "log_every_steps", "checkpoint_every_steps", "seed")
@@ -103,3 +108,95 @@ def test_a_model_wide_key_inside_model_spec_is_refused():
     layout = VocabLayout(768, 512, boi_id=7, eoi_id=8, unconditional_id=9, bos_id=2, eos_id=1)
     with pytest.raises(ValueError, match=r"set model.remat, not model.spec"):
         model_spec(config, layout)
+
+
+def _documented_invocations() -> list[str]:
+    """Every ``configs/X.py[:arg]`` that README.md, docs/ and the config files show."""
+    texts = [os.path.join(REPO, "README.md"), *glob.glob(os.path.join(REPO, "docs", "*.md")),
+             *glob.glob(os.path.join(REPO, "configs", "**", "*.py"), recursive=True)]  # fmt: skip
+    found = set()
+    for path in texts:
+        with open(path, encoding="utf-8") as f:
+            found |= set(re.findall(r"configs/(\w+\.py(?::[\w.,=/-]*\w)?)", f.read()))
+    return sorted(
+        x for x in found if os.path.exists(os.path.join(REPO, "configs", x.split(":")[0]))
+    )
+
+
+INVOCATIONS = _documented_invocations()
+
+
+def test_documented_invocations_are_found():
+    assert {"liquid.py:base=gemma_7b", "liquid_gemma7b.py:init=/ckpt/liquid-gemma7b-init",
+            "smoke.py", "demo.py:runlocal"} <= set(INVOCATIONS)  # fmt: skip
+
+
+def _llm_sections(config):
+    """The settings the LLM trainer builds from a config (fails on a key no field takes)."""
+    return (
+        PipelineConfig.from_config(config.data),
+        PipelineConfig.from_config(config.data, validation=True),
+        MeshConfig.from_config(config.mesh),
+        StepConfig.from_config(config.train, text_vocab_size=100),
+    )
+
+
+@pytest.mark.parametrize("invocation", INVOCATIONS)
+def test_documented_invocation_resolves(invocation):
+    """``--config configs/X.py:arg`` as the docs write it; an LLM config's sections build."""
+    name, _, arg = invocation.partition(":")
+    config = _load(name).get_config(arg)
+    for llm in [config.base, config.liquid] if name == "demo.py" else [config]:
+        if "train" in llm:
+            _llm_sections(llm)
+
+
+@pytest.mark.parametrize("arg", ["", "init=/ckpt/liquid-gemma7b-init", "runlocal", "steps=7"])
+def test_gemma7b_preset_is_the_recipe_on_gemma_7b(arg):
+    """The preset adds nothing to the recipe but its base."""
+    preset = _load("liquid_gemma7b.py").get_config(arg)
+    recipe = _load("liquid.py").get_config(",".join(filter(None, ["base=gemma_7b", arg])))
+    assert preset.to_dict() == recipe.to_dict()
+
+
+def test_gemma7b_preset_refuses_another_base():
+    with pytest.raises(ValueError, match="'base' unknown"):
+        _load("liquid_gemma7b.py").get_config("base=qwen2.5_7b")
+
+
+def test_liquid_recipe_resolves_as_before_the_move():
+    """``liquid.py`` with no argument: the values ``config_utils.liquid_recipe`` gave."""
+    c = _load("liquid.py").get_config()
+    assert (c.total_steps, c.checkpoint_every_steps, c.eval_every_steps, c.eval_steps) == (
+        30000, 1000, 1000, 16)  # fmt: skip
+    assert (c.mesh.data, c.mesh.fsdp, c.mesh.tensor) == (1, -1, 1)
+    assert (c.model.preset, c.model.init_from, c.model.remat) == ("gemma_7b", "", "full")
+    assert (c.model.param_dtype, c.model.dtype) == ("float32", "bfloat16")
+    assert (c.data.num_image_codes, c.data.downsample, c.data.num_workers) == (8192, 16, 8)
+    local = _load("liquid.py").get_config("base=qwen2.5_0.5b,init=/x,runlocal")
+    assert (local.model.preset, local.model.init_from) == ("", "/x")
+    assert (local.data.seq_len, local.data.batch_size, local.data.num_workers) == (512, 8, 0)
+    assert (local.total_steps, local.optim.grad_clip, local.train.max_z_weight) == (20, 1.0, 0.0)
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_settings_dataclasses_default_to_the_base_config():
+    """``base_config`` is where defaults live: each dataclass built from its section equals
+    the dataclass's own defaults, and the section names every field.
+
+    Mutation tried: ``PipelineConfig.seq_len = 512`` (its old default, against the config's
+    2048) fails here; so does a ``MeshConfig`` field the config lacks."""
+    c = base_config()
+    data = c.data.to_dict()
+    data.pop("validation")
+    assert set(data) == _field_names(PipelineConfig)
+    assert PipelineConfig.from_config(c.data) == PipelineConfig()
+    assert set(c.mesh) == _field_names(MeshConfig)
+    assert MeshConfig.from_config(c.mesh) == MeshConfig()
+    # StepConfig's fields come from ``train`` (new_rows_only_below from new_rows_only).
+    assert _field_names(StepConfig) - {"new_rows_only_below"} <= set(c.train)
+    assert "new_rows_only" in c.train
+    assert StepConfig.from_config(c.train, text_vocab_size=100) == StepConfig()

@@ -12,6 +12,7 @@ Mutations tried:
   decay_keeps_text_rows`` fails (AdamW's decay moved them by 3e-3 here).
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,8 +21,9 @@ import optax
 import pytest
 from flax import nnx
 
-from liquid_jax.models import Transformer, TransformerSpec
+from liquid_jax.models import Transformer
 from liquid_jax.train.optimizer import learning_rate_schedule, make_optimizer, path_str
+from tests.tiny import tiny_spec
 
 
 def _cfg(**over):
@@ -65,7 +67,8 @@ def _tree():
 
 
 def _numpy_adamw(params, grads_seq, *, lr, b1, b2, eps, wd, clip):
-    """AdamW as the paper and optax define it; decay on kernels and embeddings only."""
+    """AdamW as the paper and optax define it; decay on kernels and embeddings only.
+    Returns the parameters after the last step, a tree like ``params``."""
     paths = [path_str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
     p = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
     m = [np.zeros_like(x) for x in p]
@@ -81,7 +84,7 @@ def _numpy_adamw(params, grads_seq, *, lr, b1, b2, eps, wd, clip):
             if paths[i].endswith(("kernel", "embedding")):
                 u = u + wd * p[i]
             p[i] = p[i] - lr(t - 1) * u
-    return p
+    return jax.tree.unflatten(jax.tree.structure(params), p)
 
 
 def test_adamw_matches_numpy():
@@ -102,16 +105,14 @@ def test_adamw_matches_numpy():
         got = optax.apply_updates(got, updates)
     want = _numpy_adamw(params, grads_seq, lr=learning_rate_schedule(cfg, 10), b1=0.9, b2=0.99,
                         eps=1e-8, wd=0.5, clip=1.0)  # fmt: skip
-    for a, b in zip(jax.tree.leaves(got), want):
-        np.testing.assert_allclose(np.asarray(a), b, rtol=2e-5, atol=1e-6)
+    chex.assert_trees_all_close(got, want, rtol=2e-5, atol=1e-6)
 
 
 def test_no_decay_on_norms_and_biases():
     """Zero gradients, so only weight decay acts: kernels and the embedding shrink, the
     norm scales (stacked ``[layers, d]`` ones included) and Qwen2's biases do not."""
-    spec = TransformerSpec.for_family("qwen2", vocab_size=64, hidden_size=16,
-                                      intermediate_size=32, num_layers=2, num_heads=2,
-                                      num_kv_heads=1, head_dim=8)  # fmt: skip
+    spec = tiny_spec("qwen2", vocab_size=64, hidden_size=16, intermediate_size=32,
+                     num_heads=2, num_kv_heads=1, head_dim=8)  # fmt: skip
     abstract = nnx.state(nnx.eval_shape(lambda: Transformer(spec, rngs=nnx.Rngs(0))), nnx.Param)
     params = jax.tree.map(lambda x: jnp.full(x.shape, 0.5, x.dtype), abstract)
     tx = make_optimizer(_cfg(lr=0.1, weight_decay=0.5), 10)

@@ -1,4 +1,4 @@
-"""The pure train step: NaN guard, gradient accumulation, frozen rows."""
+"""The pure train step: NaN guard, gradient accumulation, frozen rows, the batch check."""
 
 import jax
 import ml_collections
@@ -10,7 +10,7 @@ from liquid_jax.models import Transformer, TransformerSpec
 from liquid_jax.parallel import MeshConfig, make_mesh
 from liquid_jax.train.optimizer import make_optimizer
 from liquid_jax.train.train_state import create_train_state
-from liquid_jax.train.train_step import StepConfig, jit_train_step
+from liquid_jax.train.train_step import StepConfig, check_batch, jit_train_step
 
 SPEC = TransformerSpec.for_family(
     "llama",
@@ -115,3 +115,35 @@ def test_new_rows_only_and_freeze_leave_the_rest_fixed(cpu_devices):
     np.testing.assert_array_equal(
         np.asarray(state["model"]["layers"]["mlp"]["up_proj"]["kernel"][...]), layer
     )
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("loss_mask", np.ones((4, 16), np.float32), r"float32 but expected int32.*\['loss_mask'\]"),
+        ("task", np.zeros((4, 8), np.int32), r"\(4, 8\) but expected \(4, 16\).*\['task'\]"),
+        ("positions", np.zeros((4, 16, 1), np.int32), r"rank 3.*\['positions'\]"),
+    ],
+)
+def test_a_wrong_batch_fails_at_trace_time_naming_the_key(cpu_devices, key, value, message):
+    """chex at the step boundary: the compile stops on a batch that is not int32[B, T]."""
+    mesh = make_mesh(MeshConfig(data=1, num_devices=1))
+    graphdef, state = _state(mesh)
+    step = jit_train_step(graphdef, state, StepConfig(), mesh)
+    with pytest.raises(AssertionError, match=message):
+        step(state, {**_batch(), key: value})
+
+
+def test_batch_keys_and_micro_batches_are_checked():
+    with pytest.raises(ValueError, match=r"missing \['task'\]"):
+        check_batch({k: v for k, v in _batch().items() if k != "task"})
+    with pytest.raises(ValueError, match="grad_accum=3"):
+        check_batch(_batch(), grad_accum=3)
+    check_batch(_batch(), grad_accum=2)
+
+
+def test_step_config_from_the_train_section():
+    train = ml_collections.ConfigDict(dict(grad_accum=4, max_z_weight=2e-4, new_rows_only=True))
+    assert StepConfig.from_config(train, text_vocab_size=90) == StepConfig(4, 2e-4, 90)
+    train.new_rows_only = False
+    assert StepConfig.from_config(train, text_vocab_size=90).new_rows_only_below is None

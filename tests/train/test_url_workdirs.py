@@ -10,15 +10,11 @@ stays empty, so a write that went through ``open``/``os.makedirs`` (which would 
 
 import json
 import os
-import warnings
 
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from etils.epath import backend as epath_backend
-from etils.epath import gpath
-from fsspec.implementations.memory import MemoryFileSystem
 from ml_collections import ConfigDict
 
 from liquid_jax import fileio
@@ -36,36 +32,6 @@ from liquid_jax.train.metrics import MetricWriter
 from liquid_jax.train.setup import resolve_tokenizer
 
 RUN = "gs://bucket/run"
-
-
-class _FakeGCS(MemoryFileSystem):
-    """``gs://bucket/key`` kept in memory; like gcsfs, mode "a" overwrites the object."""
-
-    protocol = ("gs", "gcs")
-
-    @classmethod
-    def _strip_protocol(cls, path):
-        return super()._strip_protocol(str(path).removeprefix("gs://"))
-
-    def _open(self, path, mode="rb", **kwargs):
-        if "a" in mode:
-            msg = "Append mode 'a' is not supported in GCS. Using overwrite mode instead."
-            warnings.warn(msg, stacklevel=2)
-            mode = mode.replace("a", "w")
-        return super()._open(path, mode, **kwargs)
-
-
-@pytest.fixture
-def gcs(monkeypatch, tmp_path):
-    """The fake bucket's filesystem; ``store`` maps ``/bucket/key`` to its file."""
-    fs = _FakeGCS(global_store=False, skip_instance_cache=True)
-    monkeypatch.setattr(gpath, "_is_tf_installed", lambda: False)  # gs:// -> fsspec backend
-    monkeypatch.setattr(epath_backend.fsspec_backend, "fs", lambda path: fs)
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield fs
-    assert os.listdir(cwd) == [], "a URL was written as a local path"
 
 
 def _object(fs, url: str) -> bytes:

@@ -1,4 +1,11 @@
-"""The LLM data pipeline's settings, from an ml_collections ConfigDict or a dict."""
+"""The LLM data pipeline's settings, from the config's ``data`` section (a ConfigDict or
+a dict).
+
+The defaults here equal ``liquid_jax.config_utils.base_config().data`` field for field,
+which is where config files take them from; tests/train/test_configs.py fails if the two
+ever disagree. The data layer cannot import the config (it sits above), so the test is
+what ties them.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ class PipelineConfig:
       text_weight, image_text_weight: mixing weights of the two streams (by record).
       text_sources: specs of text sources (``sources.open_text_source``).
       image_text_sources: specs of code-record sources (``sources.open_code_source``).
-      num_image_codes: codebook size; ``None``: the first source's ``num_codes``.
+      num_image_codes: codebook size; ``None``: the first code source's ``num_codes``.
       num_epochs: passes over each stream; ``None`` repeats forever.
       num_workers: Grain worker processes (0: everything in this process).
       worker_buffer_size: batches each worker prepares ahead.
@@ -34,8 +41,8 @@ class PipelineConfig:
       max_skip_fraction, max_skips, min_records_for_fraction: ``skips.SkipPolicy``.
     """
 
-    seq_len: int = 512
-    batch_size: int = 16
+    seq_len: int = 2048
+    batch_size: int = 8
     seed: int = 0
     t2i_fraction: float = T2I_FRACTION
     cfg_dropout: float = 0.1
@@ -43,7 +50,7 @@ class PipelineConfig:
     image_text_weight: float = 1.0
     text_sources: tuple[str, ...] = ()
     image_text_sources: tuple[str, ...] = ()
-    num_image_codes: int | None = None
+    num_image_codes: int | None = 8192
     num_epochs: int | None = None
     num_workers: int = 0
     worker_buffer_size: int = 2
@@ -69,9 +76,14 @@ class PipelineConfig:
         object.__setattr__(self, "image_text_sources", tuple(self.image_text_sources))
 
     @classmethod
-    def from_config(cls, cfg) -> PipelineConfig:
-        """From a dict or ``ml_collections.ConfigDict`` holding a subset of the fields."""
+    def from_config(cls, cfg, validation: bool = False) -> PipelineConfig:
+        """From a ``data`` section (dict or ``ml_collections.ConfigDict``) holding any
+        subset of the fields, and optionally ``validation``: the keys that differ for
+        validation batches, applied over the rest when ``validation`` is true."""
         values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+        overrides = values.pop("validation", None) or {}
+        if validation:
+            values.update(overrides)
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
@@ -93,6 +105,7 @@ def shapes_config(**overrides) -> PipelineConfig:
         text_sources=("shapes_text:4000",),
         image_text_sources=("shapes:4000",),
         num_packing_bins=16,
+        num_image_codes=None,  # the stand-in source's codebook
         downsample=4,  # stand-in codes: a 32 px image is an 8x8 grid
         min_records_for_fraction=100,
     )

@@ -29,8 +29,9 @@ import json
 from collections.abc import Sequence
 
 import grain
+import jax
 import numpy as np
-from absl import logging
+from absl import flags, logging
 
 from liquid_jax.data.pipeline.config import PipelineConfig, shapes_config
 from liquid_jax.data.pipeline.packing import SKIPS_KEY, AttachSkips, FlattenExamples, pack
@@ -44,6 +45,7 @@ from liquid_jax.data.skips import SkipCounter, SkipPolicy
 from liquid_jax.data.sources.specs import ConcatSource, open_code_source, open_text_source
 from liquid_jax.data.tokenizers.base import TextTokenizer, vocab_layout
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.parallel import host_local_to_global
 
 __all__ = [
     "LiquidIterator",
@@ -59,8 +61,6 @@ __all__ = [
 def _worker_init(worker_index: int, worker_count: int) -> None:
     """Runs first in each Grain worker process (spawned, so nothing is inherited)."""
     del worker_index, worker_count
-    from absl import flags
-
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()  # absl-reading libraries fail on unparsed flags
 
@@ -108,8 +108,6 @@ def make_dataset(
     ``LiquidIterator`` removes.
     """
     if process_index is None or process_count is None:
-        import jax
-
         process_index, process_count = jax.process_index(), jax.process_count()
     if cfg.batch_size % process_count:
         raise ValueError(
@@ -259,8 +257,6 @@ def make_iterator(
     """A fresh iterator over ``make_dataset(cfg, tokenizer, layout, **kwargs)``."""
     process_index, process_count = kwargs.get("process_index"), kwargs.get("process_count")
     if process_index is None or process_count is None:
-        import jax
-
         kwargs["process_index"], kwargs["process_count"] = jax.process_index(), jax.process_count()
     dataset = make_dataset(cfg, tokenizer, layout, **kwargs)
     fingerprint = {
@@ -287,6 +283,4 @@ def make_iterator(
 
 def to_global_batch(batch: dict[str, np.ndarray], mesh):
     """This host's batch -> global ``jax.Array``s sharded over the mesh's batch axes."""
-    from liquid_jax.parallel import host_local_to_global
-
     return host_local_to_global(batch, mesh)

@@ -39,7 +39,7 @@ def image_text_record(
     **style,
 ) -> dict:
     """One captioned image (``textures``, ``grain`` and the other ``style`` keys of
-    ``shapes_sample.STYLE_DEFAULTS``: see ``shapes_sample.sample_scene``).
+    ``shapes.sample.STYLE_DEFAULTS``: see ``shapes.sample.sample_scene``).
 
     Returns ``{"image": uint8[S, S, 3], "caption": str, "attributes": dict (Scene.to_dict,
     JSON-serialisable), "index": int}``.

@@ -4,10 +4,10 @@ A scene is one shape at a position (left/right/top/bottom/center) or two shapes 
 relation ("above", "below", "left of", "right of": ``shapes[0] REL shapes[1]``), each
 with a colour, a size (small: extent S/4, large: extent S/2 for image size S) and a
 kind, on a dark/gray/light background that is plain or lightly textured. The scene is
-the ground truth: ``shapes_draw.render_scene`` draws it, ``shapes_captions`` describes
+the ground truth: ``draw.render_scene`` draws it, ``captions`` describes
 it. Geometry is relative to S, so the same scene draws at 32 or 64 px.
 
-A world's style and the sampling of scenes from a seed live in ``shapes_sample``.
+A world's style and the sampling of scenes from a seed live in ``sample``.
 
 Every shape's area centroid is its ``center`` (triangles are placed by centroid), so a
 position can be checked from the drawn pixels alone.

@@ -103,7 +103,7 @@ def world_style_params(**style) -> dict:
 class ShapesWorld(_ShapesBuilder):
     """Captioned images of the shapes world (see ``liquid_jax.data.shapes.scene``).
 
-    The style (``shapes_sample.STYLE_DEFAULTS``: ``textures``, ``grain``, ``backgrounds``,
+    The style (``shapes.sample.STYLE_DEFAULTS``: ``textures``, ``grain``, ``backgrounds``,
     ``layout``, ``holdout``, ``p_two``) joins the metadata.
     """
 

@@ -6,9 +6,9 @@
     text = load_shapes_text("/tmp/shapes", "train")      # {"text": str, "index": int}
     generate_images(1000, 32, seed=0, split="train")     # uint8[1000, 32, 32, 3], no files
 
-The records are those of ``shapes_examples`` (a pure function of seed, split, index);
-scene generation lives in ``shapes_scene``/``shapes_draw``/``shapes_captions``/
-``shapes_text``, the tfds builders in ``shapes_tfds``. The sources are plain
+The records are those of ``examples`` (a pure function of seed, split, index); scene
+generation lives in ``scene``/``draw``/``captions``/``text``, the tfds builders in
+``tfds``. The sources are plain
 ``__len__``/``__getitem__`` objects, ready for ``grain.MapDataset.source``.
 """
 
@@ -119,7 +119,7 @@ def build_shapes_world(
 ) -> dict[str, str]:
     """Writes the image-text and text-only datasets under ``out_dir``.
 
-    ``textures``, ``grain`` and the other ``style`` keys (``shapes_sample.STYLE_DEFAULTS``:
+    ``textures``, ``grain`` and the other ``style`` keys (``shapes.sample.STYLE_DEFAULTS``:
     ``backgrounds``, ``layout``, ``holdout``) set the images' style (``sample_scene``).
 
     Text documents default to as many as images per split. Calling again with the same

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 import numpy as np
+from array_record.python.array_record_data_source import ArrayRecordDataSource
+from array_record.python.array_record_module import ArrayRecordWriter
 
 from liquid_jax.data.skips import BadRecord
 
@@ -122,8 +124,6 @@ class CodeRecordWriter:
         return os.path.join(self.directory, f"{self.prefix}-{index:05d}.array_record.partial")
 
     def write(self, record: CodeRecord) -> None:
-        from array_record.python.array_record_module import ArrayRecordWriter
-
         if self._closed:
             raise ValueError("CodeRecordWriter is closed")
         data = encode_code_record(record)
@@ -209,8 +209,6 @@ class CodeRecordSource:
     """
 
     def __init__(self, directory_or_paths: str | Sequence[str], prefix: str | None = None):
-        from array_record.python.array_record_data_source import ArrayRecordDataSource
-
         if isinstance(directory_or_paths, str):
             self.paths = find_shards(directory_or_paths, prefix)
             self.name = f"code records {directory_or_paths}"

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from absl import logging
 
+from liquid_jax.data.images import ImageError, load_image
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -37,8 +39,6 @@ def load_image_folder(path: str, size: int, limit: int | None = None) -> np.ndar
 
     Unreadable files are skipped with a logged reason; an empty result is an error.
     """
-    from liquid_jax.data.images import ImageError, load_image
-
     files = sorted(
         f
         for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)

@@ -27,7 +27,9 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
+from liquid_jax.data.images import ImageError, open_image
 from liquid_jax.data.skips import BadRecord
 from liquid_jax.data.sources.files import RecordIndex, expand_paths
 from liquid_jax.data.sources.text import parse_json_line, string_field
@@ -56,7 +58,6 @@ def check_image(
     image = None
     if decode:
         # images.py is the one place that knows how Liquid reads images.
-        from liquid_jax.data.images import ImageError, open_image
 
         try:
             img = open_image(path, min_side=1)
@@ -65,8 +66,6 @@ def check_image(
         image = np.asarray(img)
         width, height = img.size
     else:
-        from PIL import Image
-
         try:
             with Image.open(path) as img:
                 width, height = img.size

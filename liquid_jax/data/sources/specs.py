@@ -36,6 +36,11 @@ import bisect
 from collections.abc import Iterator, Sequence
 
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy
+from liquid_jax.data.sources.code_records import CodeRecordSource
+from liquid_jax.data.sources.images import ImageFolderSource, ImageTextJsonlSource
+from liquid_jax.data.sources.shapes import ShapesCodeSource, ShapesTextSource
+from liquid_jax.data.sources.text import PlainTextSource, TextJsonlSource
+from liquid_jax.data.sources.tfds import TfdsSource
 
 TEXT_KINDS = ("jsonl", "txt", "tfds", "shapes_text")
 IMAGE_TEXT_KINDS = ("jsonl", "folder", "tfds")
@@ -75,23 +80,15 @@ def open_text_source(spec: str):
     """A text-only source from a spec (``jsonl``, ``txt``, ``tfds``, ``shapes_text``)."""
     kind, path, options = parse_spec(spec)
     if kind == "jsonl":
-        from liquid_jax.data.sources.text import TextJsonlSource
-
         return TextJsonlSource(path, **_rename(_take(options, spec, {"key": str}), key="text_key"))
     if kind == "txt":
-        from liquid_jax.data.sources.text import PlainTextSource
-
         return PlainTextSource(path, **_take(options, spec, {"unit": str}))
     if kind == "tfds":
-        from liquid_jax.data.sources.tfds import TfdsSource
-
         source = TfdsSource(path, **_take(options, spec, {"split": str, "text_key": str}))
         if source.kind != "text":
             raise ValueError(f"source spec {spec!r}: has images; use it as an image-text source")
         return source
     if kind == "shapes_text":
-        from liquid_jax.data.sources.shapes import ShapesTextSource
-
         return ShapesTextSource(int(path), **_take(options, spec, {"seed": int, "split": str}))
     raise ValueError(f"source spec {spec!r}: text sources are {TEXT_KINDS}")
 
@@ -103,17 +100,11 @@ def open_image_text_source(spec: str):
     """An image-text source from a spec (``jsonl``, ``folder``, ``tfds``)."""
     kind, path, options = parse_spec(spec)
     if kind == "jsonl":
-        from liquid_jax.data.sources.images import ImageTextJsonlSource
-
         allowed = {**_IMAGE_OPTIONS, "image_key": str, "text_key": str}
         return ImageTextJsonlSource(path, **_take(options, spec, allowed))
     if kind == "folder":
-        from liquid_jax.data.sources.images import ImageFolderSource
-
         return ImageFolderSource(path, **_take(options, spec, _IMAGE_OPTIONS))
     if kind == "tfds":
-        from liquid_jax.data.sources.tfds import TfdsSource
-
         allowed = {"split": str, "image_key": str, "text_key": str, "max_aspect_ratio": float}
         source = TfdsSource(path, **_take(options, spec, {**allowed, "min_side": int}))
         if source.kind != "image_text":
@@ -126,12 +117,8 @@ def open_code_source(spec: str):
     """A code-record source from a spec (``codes``, ``shapes``)."""
     kind, path, options = parse_spec(spec)
     if kind == "codes":
-        from liquid_jax.data.sources.code_records import CodeRecordSource
-
         return CodeRecordSource(path, **_take(options, spec, {"prefix": str}))
     if kind == "shapes":
-        from liquid_jax.data.sources.shapes import ShapesCodeSource
-
         allowed = {"seed": int, "split": str, "grid": int, "levels": int, "image_size": int}
         return ShapesCodeSource(int(path), **_take(options, spec, allowed))
     raise ValueError(f"source spec {spec!r}: code sources are {CODE_KINDS}")

@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from PIL import Image
 
+from liquid_jax.data.images import to_rgb
 from liquid_jax.data.skips import BadRecord
 
 TEXT_KEYS = ("caption", "text")
@@ -45,6 +47,7 @@ class TfdsSource:
         max_aspect_ratio: float = 2.0,
         min_side: int = 8,
     ):
+        # TensorFlow Datasets (about 0.3 s, and TensorFlow when present) only for this source.
         import tensorflow_datasets as tfds
 
         if not os.path.isfile(os.path.join(directory, "dataset_info.json")):
@@ -107,9 +110,5 @@ def _rgb(image: np.ndarray, record_id: str) -> np.ndarray:
     if image.shape[-1] == 1:
         return np.repeat(image, 3, axis=-1)
     if image.shape[-1] == 4:
-        from PIL import Image
-
-        from liquid_jax.data.images import to_rgb
-
         return np.asarray(to_rgb(Image.fromarray(image, "RGBA")))
     return image

@@ -1,2 +1,4 @@
 """Text tokenizers: one ``load_tokenizer`` over the SentencePiece and HF ``tokenizers``
-back-ends, SentencePiece training, and the rule that places Liquid's special tokens."""
+back-ends, SentencePiece training, the rule that places Liquid's special tokens
+(``base.plan_special_tokens``), and an HF directory's tokenizer files as data
+(``files``: token table, copying, added tokens)."""

@@ -24,6 +24,7 @@ from liquid_jax.data.tokenizers.base import (
     read_json,
     write_meta,
 )
+from liquid_jax.data.tokenizers.files import rename_tokens
 
 _BOS_NAMES = ("<bos>", "<s>", "<|begin_of_text|>", "<|endoftext|>")
 _EOS_NAMES = ("<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>")
@@ -36,25 +37,6 @@ def _config_token(config: dict, key: str) -> str | None:
     if isinstance(value, dict):  # {"content": "<bos>", "lstrip": false, ...}
         value = value.get("content")
     return value if isinstance(value, str) else None
-
-
-def _rename_tokens(tokenizer_json: str, renames: dict[str, str]) -> str:
-    """Renames tokens in a tokenizer.json (added_tokens and the model vocab)."""
-    data = json.loads(tokenizer_json)
-    for added in data.get("added_tokens", []):
-        if added["content"] in renames:
-            added["content"] = renames[added["content"]]
-            added["special"] = True
-    vocab = data.get("model", {}).get("vocab")
-    if isinstance(vocab, dict):  # BPE / WordPiece / WordLevel
-        for old, new in renames.items():
-            if old in vocab:
-                vocab[new] = vocab.pop(old)
-    elif isinstance(vocab, list):  # Unigram: [[piece, score], ...]
-        for entry in vocab:
-            if entry[0] in renames:
-                entry[0] = renames[entry[0]]
-    return json.dumps(data, ensure_ascii=False)
 
 
 class HFTokenizer:
@@ -90,7 +72,7 @@ class HFTokenizer:
         self.special_tokens_how, ids = plan_special_tokens(tok.token_to_id, reserved_slots)
         if self.special_tokens_how == "reuse":
             tok = Tokenizer.from_str(
-                _rename_tokens(tokenizer_json, dict(zip(ids, SPECIAL_TOKENS, strict=True)))
+                rename_tokens(tokenizer_json, dict(zip(ids, SPECIAL_TOKENS, strict=True)))
             )
         elif self.special_tokens_how == "append":
             tok.add_special_tokens(

@@ -30,6 +30,16 @@ _USER_DEFINED = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
 _STALE_HF_KEYS = ("added_tokens_decoder", "tokenizer_file")
 
 
+def parse_model_proto(model_proto: bytes, name: str) -> sp_pb2.ModelProto:
+    """The ``ModelProto`` in the bytes of a ``tokenizer.model``; ValueError naming ``name``."""
+    proto = sp_pb2.ModelProto()
+    try:
+        proto.ParseFromString(model_proto)
+    except Exception as e:  # protobuf raises its own DecodeError
+        raise ValueError(f"{name}: not a SentencePiece model: {e}") from e
+    return proto
+
+
 class SentencePieceTokenizer:
     """``TextTokenizer`` over a SentencePiece model proto.
 
@@ -53,11 +63,7 @@ class SentencePieceTokenizer:
         name: str = "<sentencepiece proto>",
     ):
         self.name = name
-        proto = sp_pb2.ModelProto()
-        try:
-            proto.ParseFromString(model_proto)
-        except Exception as e:  # protobuf raises its own DecodeError
-            raise ValueError(f"{name}: not a SentencePiece model: {e}") from e
+        proto = parse_model_proto(model_proto, name)
         index = {p.piece: i for i, p in enumerate(proto.pieces)}
         self.special_tokens_how, ids = plan_special_tokens(index.get, reserved_slots)
         if self.special_tokens_how == "reuse":

@@ -11,12 +11,17 @@ settings Gemma uses, so HF's ``GemmaTokenizer`` encodes the exported file identi
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable, Sequence
 
 import sentencepiece as spm
 
-from liquid_jax.data.tokenizers.base import END_OF_TURN, GEMMA_RESERVED_SLOTS, START_OF_TURN
+from liquid_jax import fileio
+from liquid_jax.data.tokenizers.base import (
+    END_OF_TURN,
+    GEMMA_RESERVED_SLOTS,
+    SP_MODEL_FILE,
+    START_OF_TURN,
+)
 from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
 
 _NUM_BYTE_PIECES = 256
@@ -90,5 +95,5 @@ def train_sentencepiece(
     tokenizer = SentencePieceTokenizer(model.getvalue(), name="train_sentencepiece")
     if out_dir is not None:
         tokenizer.save(out_dir)
-        tokenizer.name = os.path.join(out_dir, "tokenizer.model")
+        tokenizer.name = fileio.join(out_dir, SP_MODEL_FILE)
     return tokenizer
