@@ -33,6 +33,7 @@ from launch.common import (  # noqa: E402
     load_config,
     parse_override_args,
 )
+from launch.xla_flags import GPU_ENV, GPU_XLA_FLAGS, joined  # noqa: E402
 
 TEMPLATE = Path(__file__).with_name("slurm.sbatch")
 
@@ -58,6 +59,7 @@ class SlurmJob:
     nccl_ib_hca: str = ""  # e.g. "mlx5": which InfiniBand adapters NCCL uses
     nccl_ib_disable: bool = False  # no InfiniBand: sockets only
     extra_sbatch: tuple[str, ...] = ()  # more "--key=value" #SBATCH options
+    xla_flags: bool = True  # launch/xla_flags.py's GPU defaults (the user's XLA_FLAGS win)
 
     def __post_init__(self):
         if self.per not in ("gpu", "node"):
@@ -113,6 +115,13 @@ def _jax_lines(job: SlurmJob) -> tuple[str, str]:
     )
 
 
+def _xla_lines(job: SlurmJob) -> str:
+    if not job.xla_flags:
+        return "# XLA flags: none added (--no_xla_flags); XLA_FLAGS from the environment"
+    env = "\n".join(f"export {k}=${{{k}:-{v}}}" for k, v in GPU_ENV.items())
+    return f'export XLA_FLAGS="{joined(GPU_XLA_FLAGS)} ${{XLA_FLAGS:-}}"\n{env}'
+
+
 def render(job: SlurmJob, train_argv: Sequence[str], template: str | None = None) -> str:
     """The sbatch script for ``job`` running ``liquid-jax <train_argv>`` on every task."""
     text = TEMPLATE.read_text() if template is None else template
@@ -123,7 +132,8 @@ def render(job: SlurmJob, train_argv: Sequence[str], template: str | None = None
                   gpus_per_node=job.gpus_per_node, cpus_per_task=job.cpus_per_task,
                   time=job.time, log_dir=job.log_dir, extra_sbatch=_sbatch_lines(job),
                   repo=shlex.quote(job.repo), venv=shlex.quote(venv), nccl=_nccl_lines(job),
-                  mode_comment=mode, jax_env=jax_env, srun_command=command)  # fmt: skip
+                  mode_comment=mode, jax_env=jax_env, xla=_xla_lines(job),
+                  srun_command=command)  # fmt: skip
     for key, value in fields.items():
         text = text.replace("{{" + key + "}}", str(value))
     if "{{" in text:
@@ -155,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nccl_socket_ifname", default="")
     p.add_argument("--nccl_ib_hca", default="")
     p.add_argument("--nccl_ib_disable", action="store_true")
+    p.add_argument(
+        "--no_xla_flags", action="store_true", help="leave out launch/xla_flags.py's GPU defaults"
+    )
     p.add_argument("--sbatch", action="append", default=[], help="extra #SBATCH option")
     p.add_argument("--script", default="", help="write the script here (default LOG_DIR/)")
     p.add_argument("--dry_run", action="store_true", help="print script + command only")
@@ -168,7 +181,8 @@ def job_from_args(args) -> SlurmJob:
                     log_dir=args.log_dir, venv=args.venv, exclusive=not args.no_exclusive,
                     nccl_socket_ifname=args.nccl_socket_ifname, nccl_ib_hca=args.nccl_ib_hca,
                     nccl_ib_disable=args.nccl_ib_disable,
-                    extra_sbatch=tuple(args.sbatch))  # fmt: skip
+                    extra_sbatch=tuple(args.sbatch),
+                    xla_flags=not args.no_xla_flags)  # fmt: skip
 
 
 def _absolute_spec(spec: str) -> str:

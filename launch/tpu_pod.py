@@ -41,6 +41,7 @@ from launch.common import (  # noqa: E402
     load_config,
     parse_override_args,
 )
+from launch.xla_flags import TPU_LIBTPU_ARGS, joined  # noqa: E402
 
 # Default TPU VM images per generation (https://cloud.google.com/tpu/docs/runtimes).
 RUNTIMES = {
@@ -263,6 +264,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config file[:arg] (train, up)")
     p.add_argument("--workdir", help="run directory seen by every worker (gs://...)")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the workers")
+    p.add_argument(
+        "--no_xla_flags",
+        action="store_true",
+        help="leave out launch/xla_flags.py's LIBTPU_INIT_ARGS defaults",
+    )
     p.add_argument("--detach", action="store_true", help="train under nohup; see `logs`")
     p.add_argument("--repo_url", default="", help="git clone this instead of copying")
     p.add_argument("--ref", default="main", help="with --repo_url: branch, tag or commit")
@@ -271,6 +277,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delete_after", action="store_true", help="up: delete when done")
     p.add_argument("--dry_run", action="store_true", help="print the commands only")
     return p
+
+
+def worker_env(pairs: list[str], xla_flags: bool = True) -> dict[str, str]:
+    """``KEY=VALUE`` pairs -> the workers' environment, with the TPU flags of
+    ``launch/xla_flags.py`` in ``LIBTPU_INIT_ARGS`` before any the user passed."""
+    env = {}
+    for kv in pairs:
+        key, eq, value = kv.partition("=")
+        if not eq or not key:
+            raise SystemExit(f"tpu_pod: --env {kv!r} is not KEY=VALUE")
+        env[key] = value
+    if xla_flags:
+        env["LIBTPU_INIT_ARGS"] = joined(TPU_LIBTPU_ARGS, env.get("LIBTPU_INIT_ARGS", ""))
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 hint = ("\n(multislice needs mesh.dcn_data / dcn_fsdp / dcn_tensor in the "
                         "config's mesh section, default 1, as MeshConfig reads them)")  # fmt: skip
             raise SystemExit(f"tpu_pod: {e}{hint}") from None
-    env = dict(kv.split("=", 1) for kv in args.env)
+    env = worker_env(args.env, xla_flags=not args.no_xla_flags)
     if args.action in ("create", "up"):
         runner.run(create_command(pod))
         wait_active(pod, runner)

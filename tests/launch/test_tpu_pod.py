@@ -16,11 +16,13 @@ from launch.tpu_pod import (
     ssh_command,
     train_script,
 )
+from launch.xla_flags import TPU_LIBTPU_ARGS
 
 GC = ["gcloud", "compute", "tpus"]
 WHERE = ["--zone=us-east5-a", "--project=proj"]
+LIBTPU = "LIBTPU_INIT_ARGS=" + shlex.quote(" ".join(TPU_LIBTPU_ARGS)) + " "
 TRAIN = (
-    "set -o pipefail; cd ~/liquid_jax && ~/liquid_venv/bin/liquid-jax train "
+    "set -o pipefail; cd ~/liquid_jax && " + LIBTPU + "~/liquid_venv/bin/liquid-jax train "
     "--config=configs/liquid.py:base=gemma_7b --workdir=gs://bucket/run "
     "--config.optim.lr=1e-05 2>&1 | tee ~/liquid_train.log | "
     'sed -u "s/^/[$(hostname)] /"'
