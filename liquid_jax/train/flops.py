@@ -1,4 +1,5 @@
-"""Model FLOPs per token and the device peaks MFU is measured against."""
+"""Model FLOPs per token, and the device peaks (FLOP/s, memory bandwidth) MFU and the
+decoding floor are measured against."""
 
 from __future__ import annotations
 
@@ -24,18 +25,53 @@ PEAK_FLOPS = {
 CPU_PEAK_FLOPS = 1e11
 
 
+# Peak HBM bandwidth per device (bytes/s), data sheets: what one decoding step, which
+# reads every weight once, cannot beat.
+PEAK_HBM_BYTES = {
+    "TPU v4": 1.2e12,
+    "TPU v5 lite": 0.819e12,
+    "TPU v5e": 0.819e12,
+    "TPU v5p": 2.765e12,
+    "TPU v5": 2.765e12,
+    "TPU v6 lite": 1.64e12,
+    "TPU v6e": 1.64e12,
+    "NVIDIA H100": 3.35e12,
+    "NVIDIA H200": 4.8e12,
+    "NVIDIA A100": 2.0e12,
+    "NVIDIA B200": 8.0e12,
+}
+CPU_HBM_BYTES = 20e9  # an order of magnitude for a host's DRAM
+
+
+def _by_kind(table: dict[str, float], device: jax.Device | None):
+    device = device or jax.devices()[0]
+    kind = getattr(device, "device_kind", "") or ""
+    for name, value in sorted(table.items(), key=lambda kv: -len(kv[0])):
+        if kind.startswith(name):
+            return value, name, device
+    return None, kind, device
+
+
+def device_hbm_bandwidth(device: jax.Device | None = None):
+    """(memory bandwidth of one device in bytes/s, where the figure came from)."""
+    value, name, device = _by_kind(PEAK_HBM_BYTES, device)
+    if value is not None:
+        return value, f"{name} data sheet"
+    if device.platform == "cpu":
+        return CPU_HBM_BYTES, "assumed 20 GB/s for host memory"
+    return 0.0, f"unknown device kind {name!r}"
+
+
 def device_peak_flops(device: jax.Device | None = None, override: float | None = None):
     """(peak FLOP/s of one device, where the figure came from)."""
     if override:
         return float(override), "config train.peak_flops"
-    device = device or jax.devices()[0]
-    kind = getattr(device, "device_kind", "") or ""
-    for name, peak in sorted(PEAK_FLOPS.items(), key=lambda kv: -len(kv[0])):
-        if kind.startswith(name):
-            return peak, f"{name} data sheet (bf16 dense)"
+    peak, name, device = _by_kind(PEAK_FLOPS, device)
+    if peak is not None:
+        return peak, f"{name} data sheet (bf16 dense)"
     if device.platform == "cpu":
         return CPU_PEAK_FLOPS, "assumed 100 GFLOP/s per CPU device"
-    return 0.0, f"unknown device kind {kind!r} (set train.peak_flops)"
+    return 0.0, f"unknown device kind {name!r} (set train.peak_flops)"
 
 
 def train_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
