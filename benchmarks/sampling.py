@@ -1,6 +1,7 @@
 """T2I sampling with CFG: our compiled sampler vs Liquid's reference loop in PyTorch.
 
     .venv/bin/python benchmarks/sampling.py [--images 4 --codes 256 --layers 4 --hidden 256]
+    .venv/bin/python benchmarks/sampling.py --analysis   # liquid_v1_7b bytes per step
 
 Both sides hold the same weights (a random Gemma-shaped HF model, converted with
 ``load_hf``), run float32 on this machine's CPU in one process, and do the same work:
@@ -23,6 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import decode_analysis  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -88,7 +90,15 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--image_codes", type=int, default=1024)
     p.add_argument("--text_tokens", type=int, default=128)
+    p.add_argument(
+        "--analysis",
+        action="store_true",
+        help="bytes per decoding step at liquid_v1_7b vs the floor (no run)",
+    )
     args = p.parse_args()
+    if args.analysis:
+        decode_analysis.main()
+        return
     torch.set_num_threads(os.cpu_count() or 1)
     side = int(round(args.codes**0.5))
     grid = (side, args.codes // side)

@@ -32,3 +32,12 @@ def test_floor_bytes_are_the_layers_and_code_rows_in_bf16(family):
     assert accelerator.decode_floor_bytes(spec, 64, rows=0, context=0) == want
     kv = 2 * spec.num_layers * spec.num_kv_heads * spec.head_dim * 8 * 100  # k and v
     assert accelerator.decode_floor_bytes(spec, 64, rows=8, context=100) == want + 2 * kv
+
+
+def test_decode_analysis_counts_a_step_near_its_floor():
+    """A small preset's decoding step, as written, reads at least the floor (weights and
+    cache cannot be skipped) and not wildly more."""
+    from benchmarks import decode_analysis
+
+    written, compiled, floor = decode_analysis.step_bytes("qwen2.5_0.5b", images=1, codes=16)
+    assert floor <= written < 3 * floor and compiled > 0
