@@ -2,13 +2,14 @@
 
 import json
 
+import chex
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
 from configs.vqgan_shapes import get_config
-from liquid_jax.runs.vqgan import vqgan_config
+from liquid_jax.models.vqgan_config import vqgan_config
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.vqgan_loop import evaluate, load_images, train_vqgan
 from liquid_jax.train.vqgan_step import make_optimizer
@@ -82,8 +83,7 @@ def test_resume_equals_straight_run(tmp_path):
     train_vqgan(config(10), str(resumed))
     a = Checkpointer(str(straight)).restore_raw(10)
     b = Checkpointer(str(resumed)).restore_raw(10)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    chex.assert_trees_all_equal(a, b)  # structure too, not only zipped leaves
     steps = [json.loads(x)["step"] for x in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(10) == 2  # train row + val row
 
