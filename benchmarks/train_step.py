@@ -9,12 +9,17 @@ Gemma-shaped model on the same batch, our jitted pure step vs ``transformers`` +
 
 Memory: ``jax.jit(step).lower(...).compile().memory_analysis()`` of the Gemma-7B and
 Qwen2.5-7B train steps (Liquid vocabulary, bf16 compute, float32 master weights and Adam
-moments, full remat) on a simulated 8-device mesh, without allocating any weights.
+moments, full remat) on a simulated 8-device mesh, without allocating any weights. The
+loss chunk (``train.loss_chunk``), attention blocks (``model.attn_causal_chunk``) and
+max-z weight come from the recipe, ``configs/liquid.py:base=NAME``;
+``--loss_chunk`` / ``--attn_causal_chunk`` override them (``--loss_chunk 0``: the loss
+over the whole [B, T, V] logits).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -28,6 +33,7 @@ import numpy as np  # noqa: E402
 from common import gemma_pair, report, time_call  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from liquid_jax.config_utils import sibling  # noqa: E402
 from liquid_jax.models import Transformer, get_preset  # noqa: E402
 from liquid_jax.parallel import MeshConfig, make_mesh, state_shardings  # noqa: E402
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token  # noqa: E402
@@ -95,9 +101,19 @@ def throughput(args) -> None:
 
 def memory(args) -> None:
     mesh = make_mesh(MeshConfig(data=1, fsdp=-1, tensor=1))
+    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    liquid = sibling(os.path.join(configs, "liquid.py"), "liquid")
     for name in ("gemma_7b", "qwen2.5_7b"):
+        config = liquid.get_config(f"base={name}")
+        step_cfg = StepConfig.from_config(config.train, text_vocab_size=0)
+        attn_chunk = config.model.attn_causal_chunk
+        if args.loss_chunk >= 0:
+            step_cfg = dataclasses.replace(step_cfg, loss_chunk=args.loss_chunk)
+        if args.attn_causal_chunk >= 0:
+            attn_chunk = args.attn_causal_chunk
         spec = get_preset(name)
-        spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat="full")
+        spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat="full",
+                            attn_causal_chunk=attn_chunk)  # fmt: skip
         abstract = nnx.eval_shape(
             lambda spec=spec: TrainState(Transformer(spec, rngs=nnx.Rngs(0)),
                                          make_optimizer(OPTIM, 100))
@@ -112,17 +128,20 @@ def memory(args) -> None:
             _batch(args.mem_batch, args.mem_seq, 8),
         )
         with jax.set_mesh(mesh):
-            compiled = (
-                jit_train_step(graphdef, state, StepConfig(), mesh).lower(state, batch).compile()
-            )
+            compiled = jit_train_step(graphdef, state, step_cfg, mesh).lower(state, batch).compile()
         mem = compiled.memory_analysis()
         gib = 2**30
         total = mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes
         total -= mem.alias_size_in_bytes
+        tokens = args.mem_batch * args.mem_seq / mesh.size  # per device
         print(f"{name}: {sum(x.size for x in jax.tree.leaves(state)) / 1e9:.2f}B state values, "
               f"mesh {dict(mesh.shape)}, batch {args.mem_batch} x {args.mem_seq}: per device "
               f"arguments {mem.argument_size_in_bytes / gib:.2f} GiB, temporaries "
-              f"{mem.temp_size_in_bytes / gib:.2f} GiB, total {total / gib:.2f} GiB")  # fmt: skip
+              f"{mem.temp_size_in_bytes / gib:.2f} GiB "
+              f"({mem.temp_size_in_bytes / 2**20 / tokens:.2f} MiB/token), "
+              f"total {total / gib:.2f} GiB "
+              f"[loss_chunk {step_cfg.loss_chunk}, attn_causal_chunk {attn_chunk}, "
+              f"max_z {step_cfg.max_z_weight:g}]")  # fmt: skip
 
 
 def main() -> None:
@@ -135,6 +154,8 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--mem_batch", type=int, default=8)
     p.add_argument("--mem_seq", type=int, default=2048)
+    p.add_argument("--loss_chunk", type=int, default=-1, help="-1: the recipe's")
+    p.add_argument("--attn_causal_chunk", type=int, default=-1, help="-1: the recipe's")
     args = p.parse_args()
     memory(args) if args.memory else throughput(args)
 

@@ -125,6 +125,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.grad_accum = 1
     c.train.max_z_weight = 0.0  # 2e-4 with Liquid's max-z loss
     c.train.new_rows_only = False  # train only the new (image) embedding rows
+    c.train.loss_chunk = 0  # > 0: the loss's LM head over this many positions at a time
     c.train.max_nonfinite_steps = 10
     c.train.peak_flops = 0.0  # 0: from the device kind
     return c

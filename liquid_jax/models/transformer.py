@@ -129,6 +129,34 @@ class Transformer(nnx.Module):
         spec = self.spec
         _check_inputs(tokens, positions, segment_ids, cache, logit_indices)
         b, t = tokens.shape
+        x, cache = self._decode(tokens, positions, segment_ids, cache)
+        if logit_indices is not None:
+            x = jnp.take_along_axis(x, logit_indices.astype(jnp.int32)[..., None], axis=1)
+        logits = self.head(self.norm(x))
+        k = t if logit_indices is None else logit_indices.shape[1]
+        msg = "Transformer: logits"
+        chex.assert_shape(logits, (b, k, spec.padded_vocab_size), custom_message=msg)
+        chex.assert_type(logits, jnp.float32, custom_message=msg)
+        return logits if cache is None else (logits, cache)
+
+    def hidden_states(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
+        """The final normed hidden states, ``dtype[B, T, hidden]``: ``__call__`` without a
+        cache, short of the head. ``head`` turns any slice of them into the same logits,
+        so a loss can take the vocabulary a chunk of positions at a time."""
+        _check_inputs(tokens, positions, segment_ids, None, None)
+        x, _ = self._decode(tokens, positions, segment_ids, None)
+        return self.norm(x)
+
+    def _decode(self, tokens, positions, segment_ids, cache):
+        """Embedding and the scanned layers -> (hidden states before the final norm
+        [B, T, D], the advanced cache or None)."""
+        spec = self.spec
+        b, t = tokens.shape
         offset = cache.index if cache is not None else 0
         if positions is None:
             positions = jnp.broadcast_to(offset + jnp.arange(t, dtype=jnp.int32), (b, t))
@@ -170,19 +198,14 @@ class Transformer(nnx.Module):
         )
         windows = jnp.asarray(spec.window_sizes, jnp.int32)
         x, new_kv = scan(x, self.layers, windows, kv_k, kv_v)
+        if cache is not None:
+            cache = cache.replace(k=new_kv[0], v=new_kv[1]).advance(t)
+        return x, cache
 
-        if logit_indices is not None:
-            x = jnp.take_along_axis(x, logit_indices.astype(jnp.int32)[..., None], axis=1)
-        logits = self._logits(self.norm(x))
-        k = t if logit_indices is None else logit_indices.shape[1]
-        msg = "Transformer: logits"
-        chex.assert_shape(logits, (b, k, spec.padded_vocab_size), custom_message=msg)
-        chex.assert_type(logits, jnp.float32, custom_message=msg)
-        if cache is None:
-            return logits
-        return logits, cache.replace(k=new_kv[0], v=new_kv[1]).advance(t)
-
-    def _logits(self, x_btd: jax.Array) -> jax.Array:
+    def head(self, x_btd: jax.Array) -> jax.Array:
+        """The LM head on normed hidden states ``[B, T, D]`` (all positions or any chunk):
+        tied embedding or ``lm_head``, the final soft-cap, padding columns at
+        ``PAD_LOGIT`` -> float32[B, T, padded_vocab]."""
         spec = self.spec
         if self.lm_head is None:
             logits = self.embed_tokens.attend(x_btd)

@@ -129,7 +129,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     # --- compiled steps
     with jax.set_mesh(mesh):
         train_step = jit_train_step(graphdef, state, step_cfg, mesh)
-        eval_step = jit_eval_step(graphdef, state, mesh, step_cfg.max_z_weight)
+        eval_step = jit_eval_step(graphdef, state, mesh, step_cfg.max_z_weight, step_cfg.loss_chunk)
     # --- metrics
     writer = MetricWriter(workdir, resume_step=start)
     tokens_per_step = data_cfg.batch_size * data_cfg.seq_len

@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 
 from liquid_jax.data.pipeline.packing import BATCH_KEYS
 from liquid_jax.parallel.host_batch import batch_sharding
-from liquid_jax.train.loss import loss_sums, metrics_from_sums, objective
+from liquid_jax.train.loss import chunked_loss_sums, loss_sums, metrics_from_sums, objective
 from liquid_jax.train.optimizer import new_rows_only_grad_mask
 
 
@@ -37,20 +37,25 @@ class StepConfig:
       max_z_weight: weight of the max-z logit penalty (0: off).
       new_rows_only_below: the text vocabulary size when only the embedding / LM-head
         rows above it train (``train.new_rows_only``), else None.
+      loss_chunk: > 0: the loss takes the LM head over this many positions of every row
+        at a time, under remat (``loss.chunked_loss_sums``), so the [B, T, V] logits are
+        never held; 0: the whole logits at once.
     """
 
     grad_accum: int = 1
     max_z_weight: float = 0.0
     new_rows_only_below: int | None = None
+    loss_chunk: int = 0
 
     @classmethod
     def from_config(cls, train, text_vocab_size: int) -> StepConfig:
         """From the ``train`` section (``grad_accum``, ``max_z_weight``,
-        ``new_rows_only``) and the run's text vocabulary size."""
+        ``new_rows_only``, ``loss_chunk``) and the run's text vocabulary size."""
         return cls(
             grad_accum=int(train.grad_accum),
             max_z_weight=float(train.max_z_weight),
             new_rows_only_below=int(text_vocab_size) if train.new_rows_only else None,
+            loss_chunk=int(train.loss_chunk),
         )
 
 
@@ -72,9 +77,12 @@ def check_batch(batch: dict, grad_accum: int = 1) -> None:
         )
 
 
-def _forward_sums(model, batch, max_z_weight):
-    logits = model(batch["tokens"], positions=batch["positions"], segment_ids=batch["segment_ids"])
-    return loss_sums(logits, batch, max_z_weight)
+def _forward_sums(model, batch, max_z_weight, loss_chunk=0):
+    inputs = dict(positions=batch["positions"], segment_ids=batch["segment_ids"])
+    if loss_chunk:
+        hidden = model.hidden_states(batch["tokens"], **inputs)
+        return chunked_loss_sums(model.head, hidden, batch, max_z_weight, loss_chunk)
+    return loss_sums(model(batch["tokens"], **inputs), batch, max_z_weight)
 
 
 def make_train_step(graphdef, cfg: StepConfig):
@@ -88,7 +96,8 @@ def make_train_step(graphdef, cfg: StepConfig):
 
         def grads_of(micro):
             def f(p):
-                sums = _forward_sums(nnx.merge(gdef, p, rest), micro, cfg.max_z_weight)
+                model = nnx.merge(gdef, p, rest)
+                sums = _forward_sums(model, micro, cfg.max_z_weight, cfg.loss_chunk)
                 return objective(sums, total_weight, cfg.max_z_weight), sums
 
             return jax.grad(f, has_aux=True)(params)
@@ -132,13 +141,14 @@ def make_train_step(graphdef, cfg: StepConfig):
     return step
 
 
-def make_eval_step(graphdef, max_z_weight: float = 0.0):
-    """``step(state, batch) -> loss sums`` (``loss.loss_sums``); batch as the train step's."""
+def make_eval_step(graphdef, max_z_weight: float = 0.0, loss_chunk: int = 0):
+    """``step(state, batch) -> loss sums`` (``loss.loss_sums``); batch as the train step's,
+    ``loss_chunk`` as ``StepConfig``'s."""
 
     def step(state, batch):
         check_batch(batch)
         ts = nnx.merge(graphdef, state)
-        return _forward_sums(ts.model, batch, max_z_weight)
+        return _forward_sums(ts.model, batch, max_z_weight, loss_chunk)
 
     return step
 
@@ -161,9 +171,9 @@ def jit_train_step(graphdef, state, cfg: StepConfig, mesh: Mesh):
     )
 
 
-def jit_eval_step(graphdef, state, mesh: Mesh, max_z_weight: float = 0.0):
+def jit_eval_step(graphdef, state, mesh: Mesh, max_z_weight: float = 0.0, loss_chunk: int = 0):
     return jax.jit(
-        make_eval_step(graphdef, max_z_weight),
+        make_eval_step(graphdef, max_z_weight, loss_chunk),
         in_shardings=(state_shardings_of(state), batch_sharding(mesh, 2)),
         out_shardings=NamedSharding(mesh, P()),
     )

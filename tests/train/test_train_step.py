@@ -143,7 +143,9 @@ def test_batch_keys_and_micro_batches_are_checked():
 
 
 def test_step_config_from_the_train_section():
-    train = ml_collections.ConfigDict(dict(grad_accum=4, max_z_weight=2e-4, new_rows_only=True))
-    assert StepConfig.from_config(train, text_vocab_size=90) == StepConfig(4, 2e-4, 90)
+    train = ml_collections.ConfigDict(
+        dict(grad_accum=4, max_z_weight=2e-4, new_rows_only=True, loss_chunk=256)
+    )
+    assert StepConfig.from_config(train, text_vocab_size=90) == StepConfig(4, 2e-4, 90, 256)
     train.new_rows_only = False
     assert StepConfig.from_config(train, text_vocab_size=90).new_rows_only_below is None
