@@ -78,6 +78,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.spec = ml_collections.ConfigDict()
     c.model.remat = "none"
     c.model.attn_causal_chunk = 0  # > 0: training attention in causal query blocks (CPU)
+    # auto | xla | splash | cudnn | dot_product (models/attention_kernels.py)
+    c.model.attention = "auto"
     c.model.param_dtype = "float32"
     c.model.dtype = "float32"
     c.model.vqgan = ""  # the image tokenizer of the codes (taming dir): sampling, export

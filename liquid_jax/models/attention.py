@@ -3,7 +3,9 @@
 Masks are boolean ``[B, T, S]`` (query t may see key s). A key is visible when it is in
 the same segment, not later in the sequence (slot order), and, on sliding-window layers,
 fewer than ``window`` positions behind the query. The attention itself is plain XLA
-einsums (GQA without repeating keys); a fused kernel can replace ``dot_product_attention``.
+einsums (GQA without repeating keys), the reference of the fused kernels that
+``TransformerSpec.attention`` selects (``attention_kernels``): those read a
+``SegmentMask`` (segment ids and the layer's window) instead of the dense mask.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from liquid_jax.models.attention_kernels import SegmentMask, fused_attention
 from liquid_jax.models.kv_cache import write_layer
 from liquid_jax.models.layers import Dense
 from liquid_jax.models.rope import apply_rope
@@ -142,11 +145,12 @@ class Attention(nnx.Module):
         x_btd: jax.Array,
         cos: jax.Array,
         sin: jax.Array,
-        mask_bts: jax.Array,
+        mask_bts: jax.Array | SegmentMask,
         cache_kv: tuple[jax.Array, jax.Array] | None = None,
         cache_index: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
-        """x: [B, T, D]; cos/sin: [B, T, head_dim]; mask: bool[B, T, S].
+        """x: [B, T, D]; cos/sin: [B, T, head_dim]; mask: bool[B, T, S] (the XLA path), or
+        a ``SegmentMask`` for a fused kernel (no cache: S = T).
 
         Without a cache S = T. With ``cache_kv`` (this layer's k, v: [B, S, K, head_dim])
         the new keys/values are written at ``cache_index`` first and the queries attend
@@ -161,6 +165,11 @@ class Attention(nnx.Module):
             v_cache = write_layer(cache_kv[1], v, cache_index)
             new_cache = (k_cache, v_cache)
             k, v = k_cache.astype(q.dtype), v_cache.astype(q.dtype)
+        if isinstance(mask_bts, SegmentMask):
+            if cache_kv is not None:
+                raise ValueError("Attention: fused kernels take no KV cache (use the mask)")
+            out = fused_attention(q, k, v, mask_bts, self.scale, self.softcap)
+            return self.o_proj(out), None
         # Without a cache, keys are the queries' own tokens in order: the mask is causal.
         chunk = self.causal_chunk if cache_kv is None else 0
         out = dot_product_attention(q, k, v, mask_bts, self.scale, self.softcap, chunk)

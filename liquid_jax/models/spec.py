@@ -30,6 +30,8 @@ REMAT_POLICIES = (
     "everything_saveable",
 )
 FULL, SLIDING = "full_attention", "sliding_attention"
+# The attention kernels (models/attention_kernels.py): "auto" picks per backend.
+ATTENTION = ("auto", "xla", "splash", "cudnn", "dot_product")
 
 # The switches that define each family; `for_family` starts from these.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -113,6 +115,9 @@ class TransformerSpec:
     # > 0: training attention in blocks of this many queries (dot_product_attention's
     # causal_chunk): the same numbers up to rounding, faster on CPU. 0: one block.
     attn_causal_chunk: int = 0
+    # The attention kernel (models/attention_kernels.py): "auto" = splash on TPU, cuDNN
+    # on an NVIDIA GPU when it can, else "xla" (the reference; always with a KV cache).
+    attention: str = "auto"
     init_std: float = 0.02
     bos_token_id: int | None = None
     eos_token_id: tuple[int, ...] | None = None
@@ -126,6 +131,14 @@ class TransformerSpec:
             raise ValueError(f"unknown activation {self.activation!r}; use one of {ACTIVATIONS}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"unknown remat policy {self.remat!r}; use one of {REMAT_POLICIES}")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"unknown attention {self.attention!r}; use one of {ATTENTION}")
+        if self.attention in ("cudnn", "dot_product") and self.attn_logit_softcap is not None:
+            raise ValueError(
+                f"spec: attention={self.attention!r} (jax.nn.dot_product_attention) cannot "
+                f"apply attn_logit_softcap={self.attn_logit_softcap}; use 'auto', 'xla' "
+                "or 'splash'"
+            )
         for name in (
             "vocab_size",
             "hidden_size",

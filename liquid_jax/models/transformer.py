@@ -3,7 +3,9 @@
 Parameter paths follow HF module names (``embed_tokens``, ``layers.self_attn.q_proj``,
 ``layers.mlp.gate_proj``, ``norm``, ``lm_head``); the per-layer parameters are stacked on
 a leading ``layers`` axis and run with ``nnx.scan``, so compile time does not grow with
-depth. Per-layer differences (Gemma2's alternating sliding window) are scanned inputs.
+depth. Per-layer differences (Gemma2's alternating sliding window) are scanned inputs:
+the window itself for the XLA path's mask, its index among the spec's distinct windows for
+a fused kernel, which needs it static (``attention_kernels``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
+from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.kv_cache import KVCache
 from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
@@ -169,10 +172,13 @@ class Transformer(nnx.Module):
         inv_freq = inverse_frequencies(spec.head_dim, spec.rope_theta, spec.rope_scaling)
         cos, sin = rope_tables(positions, inv_freq, spec.dtype)
 
+        impl = choose_attention(spec, cached=cache is not None, seq_len=t)
+        windows, window_ids = layer_windows(spec)
         q_slots = offset + jnp.arange(t, dtype=jnp.int32)
         if cache is None:
             kv_positions, kv_k, kv_v = positions, None, None
-            base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
+            if impl == "xla":
+                base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
         else:
             cache = cache.write_tokens(segment_ids, positions)
             kv_positions, kv_k, kv_v = cache.positions, cache.k, cache.v
@@ -180,8 +186,11 @@ class Transformer(nnx.Module):
             base_mask = segment_causal_mask(segment_ids, cache.segment_ids, q_slots, kv_slots)
         cache_index = None if cache is None else cache.index
 
-        def body(x, layer, window, k_l, v_l):
-            mask = base_mask & window_mask(positions, kv_positions, window)
+        def body(x, layer, window, window_id, k_l, v_l):
+            if impl == "xla":
+                mask = base_mask & window_mask(positions, kv_positions, window)
+            else:
+                mask = SegmentMask(segment_ids, window_id, windows, impl)
             layer_cache = None if k_l is None else (k_l, v_l)
             x, new_kv = layer(x, cos, sin, mask, layer_cache, cache_index)
             return constrain(x, ACTIVATION_AXES), new_kv
@@ -191,13 +200,19 @@ class Transformer(nnx.Module):
             body = nnx.remat(body, policy=policy, prevent_cse=False, graph=False)
         scan = nnx.scan(
             body,
-            in_axes=(nnx.Carry, 0, 0, 0, 0),
+            in_axes=(nnx.Carry, 0, 0, 0, 0, 0),
             out_axes=(nnx.Carry, 0),
             transform_metadata={nnx.PARTITION_NAME: "layers"},
             graph=False,
         )
-        windows = jnp.asarray(spec.window_sizes, jnp.int32)
-        x, new_kv = scan(x, self.layers, windows, kv_k, kv_v)
+        x, new_kv = scan(
+            x,
+            self.layers,
+            jnp.asarray(spec.window_sizes, jnp.int32),
+            jnp.asarray(window_ids, jnp.int32),
+            kv_k,
+            kv_v,
+        )
         if cache is not None:
             cache = cache.replace(k=new_kv[0], v=new_kv[1]).advance(t)
         return x, cache
