@@ -3,8 +3,9 @@ floor: the layers' weights and the code head's rows in bf16 plus the live KV cac
 
     python benchmarks/sampling.py --analysis     # liquid_v1_7b, nothing allocated
 
-The step is ``sample.step.decode_step`` as the compiled loop runs it: layers unstacked
-and the code columns of the head taken outside the loop (so they are inputs here), the
+The step is ``Transformer.decode_step`` as the compiled loop runs it: the weights taken
+apart and cast once, the code columns of the head taken outside the loop
+(``Transformer.decode_weights``, so they are inputs here), the
 cache donated (written in place), bf16 weights, 4 images with CFG (8 rows) of 1024 codes
 after a 24-token prompt, the cache half full (the average over the image). A decoding
 step produces one code per image, so "per token" is per step.
@@ -29,7 +30,6 @@ from accelerator import decode_floor_bytes  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from liquid_jax.models import Transformer, get_preset  # noqa: E402
-from liquid_jax.sample.step import StepCache, decode_step, head_columns, unstack_layers  # noqa: E402
 
 CODES = 8192
 
@@ -43,25 +43,17 @@ def step_bytes(preset: str = "liquid_v1_7b", images: int = 4, prompt: int = 24,
     lo = spec.vocab_size - CODES
     model = nnx.eval_shape(lambda: Transformer(spec, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(model)
-
-    layer_graphdef = nnx.split(model.layers)[0]  # unstack_layers' graphdef
-
-    def loop_invariants(state):
-        model = nnx.merge(graphdef, state)
-        return unstack_layers(model)[1], head_columns(model, lo, spec.vocab_size)
-
-    layers, head = jax.eval_shape(loop_invariants, state)
-    kv = jax.ShapeDtypeStruct((rows, spec.num_kv_heads, length, spec.head_dim), jnp.bfloat16)
-    ids = jax.ShapeDtypeStruct((rows, length), jnp.int32)
-    cache = StepCache(k=(kv,) * spec.num_layers, v=(kv,) * spec.num_layers, segment_ids=ids,
-                      positions=ids, index=jax.ShapeDtypeStruct((), jnp.int32))  # fmt: skip
+    weights = jax.eval_shape(
+        lambda state: nnx.merge(graphdef, state).decode_weights((lo, spec.vocab_size)), state
+    )
+    cache = jax.eval_shape(lambda: model.init_cache(rows, length, jnp.bfloat16))
     token = jax.ShapeDtypeStruct((rows,), jnp.int32)
 
-    def step(state, layers, head, tokens, positions, cache):
+    def step(state, weights, tokens, positions, cache):
         model = nnx.merge(graphdef, state)
-        return decode_step(model, (layer_graphdef, layers), head, tokens, positions, cache)
+        return model.decode_step(tokens, positions, cache, weights)
 
-    lowered = jax.jit(step, donate_argnums=(5,)).lower(state, layers, head, token, token, cache)
+    lowered = jax.jit(step, donate_argnums=(4,)).lower(state, weights, token, token, cache)
     floor = decode_floor_bytes(spec, CODES, rows, prompt + codes // 2)
     return _bytes(lowered.cost_analysis()), _bytes(lowered.compile().cost_analysis()), floor
 

@@ -107,14 +107,16 @@ def _causal_blocks(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk: int)
     return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 
-def _attention(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap):
+def _attention(q_bthd, k, v, mask_bts, scale, softcap, kv_layout: str = "bskd"):
+    """Keys and values ``[B, S, K, D]`` (``kv_layout="bskd"``, the layer's own tokens) or
+    ``[B, K, S, D]`` (``"bksd"``, a ``KVCache`` buffer, read as it lies)."""
     b, t, h, d = q_bthd.shape
-    k_heads = k_bskd.shape[2]
+    k_heads = k.shape[kv_layout.index("k")]
     q = q_bthd.reshape(b, t, k_heads, h // k_heads, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32)
+    scores = jnp.einsum(f"btkgd,{kv_layout}->bkgts", q, k, preferred_element_type=jnp.float32)
     scores = jnp.where(mask_bts[:, None, None, :, :], _scaled(scores, scale, softcap), MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v_bskd.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum(f"bkgts,{kv_layout}->btkgd", probs, v)
     return out.reshape(b, t, h, d)
 
 
@@ -152,25 +154,24 @@ class Attention(nnx.Module):
         """x: [B, T, D]; cos/sin: [B, T, head_dim]; mask: bool[B, T, S] (the XLA path), or
         a ``SegmentMask`` for a fused kernel (no cache: S = T).
 
-        Without a cache S = T. With ``cache_kv`` (this layer's k, v: [B, S, K, head_dim])
-        the new keys/values are written at ``cache_index`` first and the queries attend
-        over all S slots. Returns ([B, T, D], updated (k, v) or None).
+        Without a cache S = T. With ``cache_kv`` (this layer's ``KVCache`` buffers k, v:
+        [B, K, S, head_dim]) the new keys/values are written at ``cache_index`` first and
+        the queries attend over all S slots. Returns ([B, T, D], updated (k, v) or None).
         """
         q = apply_rope(self.q_proj(x_btd), cos, sin)
         k = apply_rope(self.k_proj(x_btd), cos, sin)
         v = self.v_proj(x_btd)
-        new_cache = None
         if cache_kv is not None:
+            if isinstance(mask_bts, SegmentMask):
+                raise ValueError("Attention: fused kernels take no KV cache (use the mask)")
             k_cache = write_layer(cache_kv[0], k, cache_index)
             v_cache = write_layer(cache_kv[1], v, cache_index)
-            new_cache = (k_cache, v_cache)
             k, v = k_cache.astype(q.dtype), v_cache.astype(q.dtype)
+            out = _attention(q, k, v, mask_bts, self.scale, self.softcap, kv_layout="bksd")
+            return self.o_proj(out), (k_cache, v_cache)
         if isinstance(mask_bts, SegmentMask):
-            if cache_kv is not None:
-                raise ValueError("Attention: fused kernels take no KV cache (use the mask)")
             out = fused_attention(q, k, v, mask_bts, self.scale, self.softcap)
             return self.o_proj(out), None
         # Without a cache, keys are the queries' own tokens in order: the mask is causal.
-        chunk = self.causal_chunk if cache_kv is None else 0
-        out = dot_product_attention(q, k, v, mask_bts, self.scale, self.softcap, chunk)
-        return self.o_proj(out), new_cache
+        out = dot_product_attention(q, k, v, mask_bts, self.scale, self.softcap, self.causal_chunk)
+        return self.o_proj(out), None

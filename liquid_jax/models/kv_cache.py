@@ -1,5 +1,11 @@
 """The KV cache: a pytree of fixed-size arrays, so a jitted decode loop can carry it.
 
+One layout serves the prefill and per-token decoding: each layer's keys and values are
+their own ``[B, K, S, D]`` buffer (batch, key heads, slots, head dim). A step writes one
+slot of each in place and attention reads them as they lie (batch and head leading, as
+the attention contraction wants them): no per-step copy of the cache, which a stacked
+``[L, ...]`` cache under a layer scan would cost (slice each layer out, stack it back).
+
 All rows write at the same slot (``index``); rows differ through their own ``positions``
 and ``segment_ids``. A row whose prompt is shorter than the others is padded (left or
 right) with segment id 0: those slots hold segment 0 forever and no real token (segment
@@ -11,12 +17,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+from flax import nnx, struct
 
-# Logical axis names for sharding a cache (see liquid_jax.parallel).
+# Logical axis names for sharding a cache (see liquid_jax.parallel); "k" and "v" name the
+# axes of each layer's buffer.
 CACHE_AXES = {
-    "k": ("layers", "batch", "cache_length", "kv_heads", "head_dim"),
-    "v": ("layers", "batch", "cache_length", "kv_heads", "head_dim"),
+    "k": ("batch", "kv_heads", "cache_length", "head_dim"),
+    "v": ("batch", "kv_heads", "cache_length", "head_dim"),
     "segment_ids": ("batch", "cache_length"),
     "positions": ("batch", "cache_length"),
     "index": (),
@@ -28,14 +35,14 @@ class KVCache:
     """Keys and values of every layer.
 
     Attributes:
-      k, v: dtype[L, B, S, K, head_dim] (S = max_len slots).
+      k, v: one ``dtype[B, K, S, head_dim]`` per layer (S = max_len slots).
       segment_ids: int32[B, S]; 0 marks an empty or padding slot.
       positions: int32[B, S]; the RoPE position of the token in each slot.
       index: int32[]; the next slot to write (shared by all rows).
     """
 
-    k: jax.Array
-    v: jax.Array
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
     segment_ids: jax.Array
     positions: jax.Array
     index: jax.Array
@@ -50,10 +57,10 @@ class KVCache:
         head_dim: int,
         dtype=jnp.float32,
     ) -> KVCache:
-        shape = (num_layers, batch, max_len, num_kv_heads, head_dim)
+        shape = (batch, num_kv_heads, max_len, head_dim)
         return cls(
-            k=jnp.zeros(shape, dtype),
-            v=jnp.zeros(shape, dtype),
+            k=tuple(jnp.zeros(shape, dtype) for _ in range(num_layers)),
+            v=tuple(jnp.zeros(shape, dtype) for _ in range(num_layers)),
             segment_ids=jnp.zeros((batch, max_len), jnp.int32),
             positions=jnp.zeros((batch, max_len), jnp.int32),
             index=jnp.zeros((), jnp.int32),
@@ -61,11 +68,18 @@ class KVCache:
 
     @property
     def max_len(self) -> int:
-        return self.k.shape[2]
+        return self.segment_ids.shape[1]
 
     def logical_axes(self) -> KVCache:
         """The same pytree with a tuple of logical axis names in place of each array."""
-        return KVCache(**CACHE_AXES)
+        layers = len(self.k)
+        return self.replace(
+            k=(CACHE_AXES["k"],) * layers,
+            v=(CACHE_AXES["v"],) * layers,
+            segment_ids=CACHE_AXES["segment_ids"],
+            positions=CACHE_AXES["positions"],
+            index=CACHE_AXES["index"],
+        )
 
     def write_tokens(self, segment_ids: jax.Array, positions: jax.Array) -> KVCache:
         """Records T new tokens' segment ids / positions (int32[B, T]) at ``index``.
@@ -83,11 +97,26 @@ class KVCache:
         return self.replace(index=self.index + num_tokens)
 
 
-def write_layer(cache_bskd: jax.Array, new_btkd: jax.Array, index: jax.Array) -> jax.Array:
+@struct.dataclass
+class DecodeWeights:
+    """``Transformer.decode_weights``: layers: one ``nnx.State`` per decoder layer (compute
+    dtype); head: dtype[D, hi - lo], the head's columns for ids ``[lo, hi)``."""
+
+    layers: tuple
+    head: jax.Array
+    graphdef: nnx.GraphDef = struct.field(pytree_node=False)
+    lo: int = struct.field(pytree_node=False)
+
+
+def is_axes(x) -> bool:
+    """A leaf of ``KVCache.logical_axes()``: one array's tuple of axis names."""
+    return isinstance(x, tuple) and all(isinstance(a, str) for a in x)
+
+
+def write_layer(cache_bksd: jax.Array, new_btkd: jax.Array, index: jax.Array) -> jax.Array:
     """One layer's k or v: writes ``new`` [B, T, K, D] into slots ``[index, index + T)``.
 
     The caller sizes the cache: writes past the end are clamped by XLA (silently).
     """
-    return jax.lax.dynamic_update_slice(
-        cache_bskd, new_btkd.astype(cache_bskd.dtype), (0, index, 0, 0)
-    )
+    new_bktd = jnp.swapaxes(new_btkd, 1, 2).astype(cache_bksd.dtype)
+    return jax.lax.dynamic_update_slice(cache_bksd, new_bktd, (0, 0, index, 0))

@@ -4,11 +4,11 @@ Two pure functions of ``(graphdef, state, inputs)``, jitted once per ``DecodeSpe
 batch shape (with explicit shardings when a mesh is given, the loop state donated):
 
 - ``start``: one ``Transformer`` forward pass over the left-padded prompts fills its
-  ``KVCache``, which becomes a ``step.StepCache`` (the decode layout), and draws the
-  first token;
-- ``advance``: a ``lax.while_loop`` of ``step.decode_step`` that feeds the last token,
-  draws the next, and stops at a step limit or when every row has produced an end token
-  (finished rows emit ``pad_id``).
+  ``KVCache`` and draws the first token;
+- ``advance``: a ``lax.while_loop`` of ``Transformer.decode_step`` (the model's own
+  layers over the same cache, the weights taken apart and cast once outside the loop)
+  that feeds the last token, draws the next, and stops at a step limit or when every row
+  has produced an end token (finished rows emit ``pad_id``).
 
 The host calls ``advance`` once, or in chunks of steps to report progress; each call
 runs the compiled loop, never one Python dispatch per token.
@@ -38,20 +38,13 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from liquid_jax.models.kv_cache import CACHE_AXES
+from liquid_jax.models.kv_cache import KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.parallel.rules import logical_to_mesh
 from liquid_jax.parallel.sharding import fit_spec, state_shardings
 from liquid_jax.sample.filters import draw, guide
 from liquid_jax.sample.prompts import PromptBatch
-from liquid_jax.sample.step import (
-    LAYER_AXES,
-    StepCache,
-    decode_step,
-    head_columns,
-    unstack_layers,
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +99,12 @@ class SamplingParams:
 class DecodeState:
     """The loop carry. R rows (2 per sample with CFG), B samples, N = max_new_tokens.
 
-    cache: StepCache of R rows; last: int32[R] the token to feed next; positions: int32[R]
+    cache: KVCache of R rows; last: int32[R] the token to feed next; positions: int32[R]
     its position; tokens: int32[B, N] drawn so far; done: bool[B]; keys: key[B] per-row
     PRNG keys; step: int32[] tokens drawn so far.
     """
 
-    cache: StepCache
+    cache: KVCache
     last: jax.Array
     positions: jax.Array
     tokens: jax.Array
@@ -176,7 +169,7 @@ def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_i
     keys = row_keys(seed, sample_ids)
     samples = sample_ids.shape[0]
     ds = DecodeState(
-        cache=StepCache.from_kv_cache(cache),
+        cache=cache,
         last=jnp.zeros((rows,), jnp.int32),
         positions=lengths.astype(jnp.int32),
         tokens=jnp.full((samples, spec.max_new_tokens), spec.pad_id, jnp.int32),
@@ -191,13 +184,12 @@ def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_i
 def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
     """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
     # Loop invariants, taken outside the loop so that no step copies weights.
-    model = nnx.merge(graphdef, state)
-    layers, head = unstack_layers(model), head_columns(model, *spec.token_range)
+    weights = nnx.merge(graphdef, state).decode_weights(spec.token_range)
 
     def body(ds):
         # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
         model = nnx.merge(graphdef, state)
-        logits, cache = decode_step(model, layers, head, ds.last, ds.positions, ds.cache)
+        logits, cache = model.decode_step(ds.last, ds.positions, ds.cache, weights)
         ds = ds.replace(cache=cache, positions=ds.positions + 1)
         return _record(spec, ds, _choose(spec, params, logits, ds.keys, ds.step))
 
@@ -212,14 +204,8 @@ def _named(mesh: Mesh, names, shape) -> NamedSharding:
 
 def _decode_state_shardings(abstract: DecodeState, mesh: Mesh) -> DecodeState:
     c = abstract.cache
-    layer = lambda xs: tuple(_named(mesh, LAYER_AXES, x.shape) for x in xs)
-    cache = StepCache(
-        k=layer(c.k),
-        v=layer(c.v),
-        segment_ids=_named(mesh, CACHE_AXES["segment_ids"], c.segment_ids.shape),
-        positions=_named(mesh, CACHE_AXES["positions"], c.positions.shape),
-        index=NamedSharding(mesh, P()),
-    )
+    named = lambda names, x: _named(mesh, names, x.shape)
+    cache = jax.tree.map(named, c.logical_axes(), c, is_leaf=is_axes)
     row = lambda x: _named(mesh, ("batch",) + (None,) * (x.ndim - 1), x.shape)
     return DecodeState(
         cache=cache,

@@ -1,7 +1,12 @@
 """The compiled decode loop: greedy equals full recompute and transformers' generate,
-end tokens stop rows, chunked runs equal one run, sharded runs equal unsharded ones."""
+end tokens stop rows, chunked runs equal one run, sharded runs equal unsharded ones, the
+loop reads the weights as they lie."""
+
+import functools
 
 import chex
+import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -9,6 +14,7 @@ from flax import nnx
 
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import Transformer
+from liquid_jax.sample import decode_loop
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import left_pad
 from tests.tiny import HF_VOCAB, hf_greedy, tiny_spec
@@ -166,3 +172,50 @@ def test_set_weights_decodes_with_the_new_weights_and_keeps_the_compile(model):
     smaller = TransformerSpec.from_dict({**model.spec.to_dict(), "intermediate_size": 64})
     with pytest.raises(ValueError, match="same architecture"):
         decoder.set_weights(Transformer(smaller, rngs=nnx.Rngs(0)))
+
+
+def _sub_jaxprs(eqn):
+    for value in eqn.params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, jax.extend.core.ClosedJaxpr):
+                yield item.jaxpr
+            elif isinstance(item, jax.extend.core.Jaxpr):
+                yield item
+
+
+def _weight_uses(jaxpr, shapes, found):
+    """Equations that touch a weight-shaped value other than by a matmul or a gather of
+    embedding rows (a per-step cast, slice or reshape of the weights)."""
+    for eqn in jaxpr.eqns:
+        subs = list(_sub_jaxprs(eqn))
+        for sub in subs:
+            _weight_uses(sub, shapes, found)
+        if subs or eqn.primitive.name in ("dot_general", "gather"):
+            continue
+        found += [
+            eqn.primitive.name for v in eqn.invars if getattr(v.aval, "shape", None) in shapes
+        ]
+    return found
+
+
+def test_the_loop_reads_weights_as_they_lie():
+    """float32 parameters, bfloat16 compute: the weights are taken out of the layer stack
+    and cast once, before the loop; inside it only matmuls (and the embedding gather)
+    touch a weight. Mutation caught: ``decode_step`` without ``decode_weights``."""
+    spec = tiny_spec("qwen2", vocab_size=VOCAB, tie_embeddings=False, dtype="bfloat16")
+    graphdef, state = nnx.split(Transformer(spec, rngs=nnx.Rngs(0)))
+    dspec = DecodeSpec(4, (100, VOCAB))
+    batch = left_pad(_prompts([3, 5, 4]), 0)
+    inputs = [jnp.asarray(a) for a in (batch.tokens, batch.positions, batch.segment_ids)]
+    inputs += [jnp.asarray(batch.lengths), jnp.arange(3)]
+    start = functools.partial(decode_loop._start, graphdef, dspec)
+    ds = jax.eval_shape(start, state, *inputs, np.uint32(0), GREEDY)
+    advance = functools.partial(decode_loop._advance, graphdef, dspec)
+    jaxpr = jax.make_jaxpr(advance)(state, ds, GREEDY, np.int32(4)).jaxpr
+    loop = next(e for e in jaxpr.eqns if e.primitive.name == "while")
+    # Every weight matrix, stacked and one layer's (biases and norm scales are vectors).
+    kernels = [
+        x for path, x in jax.tree_util.tree_flatten_with_path(state)[0] if "kernel" in str(path)
+    ]
+    shapes = {x.shape for x in kernels} | {x.shape[1:] for x in kernels if x.ndim >= 3}
+    assert _weight_uses(loop.params["body_jaxpr"].jaxpr, shapes, []) == []
