@@ -12,10 +12,16 @@ Flags are absl flags; ``--config`` is an ml_collections config file with an opti
 ``:arg``, overridable as ``--config.a.b=value``. Each command imports only its own stage:
 ``train`` alone pulls in Grain, Orbax and TFDS (about 1 s of start-up ``sample`` does
 not need).
+
+A user's mistake (``liquid_jax.errors.UserError``: a bad flag, config value or path,
+unusable input) ends in one line on stderr, ``liquid-jax COMMAND: error: MESSAGE``, and
+exit status 1; ``--debug`` or ``LIQUID_DEBUG=1`` shows its traceback. Any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import sys
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from liquid_jax.errors import ConfigError, PathNotFoundError, is_user_error
 from liquid_jax.parallel import initialize_distributed
 
 FLAGS = flags.FLAGS
@@ -54,12 +61,13 @@ flags.DEFINE_float(
 flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
+flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
 
 
 def _require(*names: str) -> None:
     missing = [f"--{n}" for n in names if getattr(FLAGS, n) in (None, "")]
     if missing:
-        raise app.UsageError(f"missing required flag(s): {', '.join(missing)}")
+        raise ConfigError(f"missing required flag(s): {', '.join(missing)}")
 
 
 def _import_hf() -> None:
@@ -112,7 +120,7 @@ def _encode_images() -> None:
 def _sample() -> None:
     _require("out")
     if not FLAGS.workdir and not FLAGS.hf_dir:
-        raise app.UsageError("sample needs --workdir or --hf_dir")
+        raise ConfigError("sample needs --workdir or --hf_dir")
     # this command's stage only (start-up time; see the module docstring)
     from liquid_jax.sample.cli_sample import run_sample
 
@@ -163,12 +171,40 @@ def _usage() -> str:
     return (__doc__ or "") + "\ncommands: " + ", ".join(COMMANDS) + "\n"
 
 
-def _load_config_file(spec: str):
+def _config_spec(argv: list[str]) -> str | None:
+    """The ``--config`` value (``FILE[:ARG]``) in ``argv``, the last one given."""
+    spec = None
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            spec = a.split("=", 1)[1]
+        elif a == "--config" and i + 1 < len(argv):
+            spec = argv[i + 1]
+    return spec
 
+
+def check_config_file(argv: list[str]) -> None:
+    """``--config`` names an existing Python file, or ``PathNotFoundError`` naming it (and
+    the closest file name beside it): ml_collections would fail inside flag parsing."""
+    spec = _config_spec(argv)
+    if spec is None:
+        return
+    path = spec.partition(":")[0]
+    if os.path.isfile(path):
+        if not path.endswith(".py"):
+            raise ConfigError(f"--config {path}: not a Python config file (*.py)")
+        return
+    folder, name = os.path.split(path)
+    listing = os.listdir(folder or ".") if os.path.isdir(folder or ".") else []
+    close = difflib.get_close_matches(name, [n for n in listing if n.endswith(".py")], n=1)
+    hint = f" (did you mean {os.path.join(folder, close[0])}?)" if close else ""
+    raise PathNotFoundError(f"--config {path}: no such file{hint}")
+
+
+def _load_config_file(spec: str):
     path, _, arg = spec.partition(":")
     module_spec = importlib.util.spec_from_file_location("liquid_config_check", path)
     if module_spec is None:
-        raise SystemExit(f"liquid-jax: --config {path!r} is not a Python config file")
+        raise ConfigError(f"--config {path}: not a Python config file (*.py)")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(arg) if arg else module.get_config()
@@ -177,12 +213,7 @@ def _load_config_file(spec: str):
 def check_config_overrides(argv: list[str]) -> None:
     """Fails before anything runs when a ``--config.a.b=...`` names no config key, listing
     the valid keys at that level (ml_collections would only raise deep in flag parsing)."""
-    spec = None
-    for i, a in enumerate(argv):
-        if a.startswith("--config="):
-            spec = a.split("=", 1)[1]
-        elif a == "--config" and i + 1 < len(argv):
-            spec = argv[i + 1]
+    spec = _config_spec(argv)
     overrides = [a[len("--config.") :].split("=", 1)[0] for a in argv if a.startswith("--config.")]
     if spec is None or not overrides:
         return
@@ -212,8 +243,50 @@ def with_default_config(command: str, argv: list[str]) -> list[str]:
     return argv if command != "demo" or given else [f"--config={DEMO_CONFIG}", *argv]
 
 
+def debug_requested(argv: list[str]) -> bool:
+    """``LIQUID_DEBUG=1`` in the environment, or ``--debug`` in ``argv`` (the last of
+    ``--debug``, ``--debug=BOOL``, ``--nodebug`` wins, as for absl). Read from ``argv``
+    because a user error can come before the flags are parsed."""
+    if os.environ.get("LIQUID_DEBUG", "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    debug = False
+    for a in argv:
+        if a == "--debug":
+            debug = True
+        elif a == "--nodebug":
+            debug = False
+        elif a.startswith("--debug="):
+            debug = a.split("=", 1)[1].lower() in ("1", "true", "yes")
+    return debug
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad flag (an unknown one, a value of the wrong type, a
+    ``--config`` whose ``get_config`` raises a ``UserError``) turned into a
+    ``ConfigError`` instead of absl's exit. A config file that fails otherwise (a bug in
+    it) keeps its traceback."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        chain, cause = [], e.__cause__ or e.__context__
+        while cause is not None and len(chain) < 10:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        inner = [c for c in chain if is_user_error(c)]
+        flag = str(e).split(": ", 1)[0]  # absl's "flag --name=value"
+        if inner:
+            raise ConfigError(f"{flag}: {inner[-1]}") from e
+        if "Traceback" in str(e):  # ml_collections formats get_config's traceback in
+            raise
+        raise ConfigError(str(e)) from e
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Console entry point: ``liquid-jax COMMAND [--flags]``."""
+    """Console entry point: ``liquid-jax COMMAND [--flags]``.
+
+    A user error (``liquid_jax.errors.is_user_error``) prints one line and exits 1; any
+    other exception propagates with its traceback (see the module docstring).
+    """
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(_usage())
@@ -223,16 +296,22 @@ def run(argv: list[str] | None = None) -> None:
         print(f"liquid-jax: unknown command {command!r}\n{_usage()}", file=sys.stderr)
         sys.exit(2)
 
-    argv = [*argv[:2], *with_default_config(command, argv[2:])]
-    check_config_overrides(argv[2:])
-
     def main(_):
         COMMANDS[command]()
 
-    flag_argv = [f"liquid-jax {command}", *argv[2:]]
-    # ml_collections reads --config.* overrides from sys.argv, not from app.run's argv.
-    sys.argv = flag_argv
-    app.run(main, argv=flag_argv)
+    try:
+        argv = [*argv[:2], *with_default_config(command, argv[2:])]
+        check_config_file(argv[2:])
+        check_config_overrides(argv[2:])
+        flag_argv = [f"liquid-jax {command}", *argv[2:]]
+        # ml_collections reads --config.* overrides from sys.argv, not from app.run's argv.
+        sys.argv = flag_argv
+        app.run(main, argv=flag_argv, flags_parser=_parse_flags)
+    except Exception as error:
+        if not is_user_error(error) or debug_requested(argv):
+            raise
+        print(f"liquid-jax {command}: error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

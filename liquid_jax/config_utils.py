@@ -12,6 +12,8 @@ import types
 import ml_collections
 from ml_collections import config_dict
 
+from liquid_jax.errors import ConfigError
+
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     """``"runlocal,variant=7b"`` -> ConfigDict(runlocal=True, variant="7b") over defaults.
@@ -22,7 +24,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     for part in filter(None, (arg or "").split(",")):
         key, eq, value = part.partition("=")
         if key not in out:
-            raise ValueError(f"config arg {key!r} unknown; known: {sorted(out)}")
+            raise ConfigError(f"config arg {key!r} unknown; known: {sorted(out)}")
         kind = type(out[key])
         if kind is bool:
             out[key] = value.lower() in ("1", "true", "yes") if eq else True

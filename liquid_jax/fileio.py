@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
+from liquid_jax.errors import ConfigError
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # What etils.epath sends to a remote filesystem; it would read any other "x://" as a
 # relative local path, so those are refused rather than written under ./x:/.
@@ -37,7 +39,7 @@ def _epath(path: str | os.PathLike):
     scheme = _SCHEME.match(path).group(1)
     if scheme not in URL_SCHEMES:
         supported = ", ".join(f"{s}://" for s in URL_SCHEMES)
-        raise ValueError(f"{path}: unsupported URL scheme {scheme}:// (supported: {supported})")
+        raise ConfigError(f"{path}: unsupported URL scheme {scheme}:// (supported: {supported})")
     return epath.Path(path)
 
 

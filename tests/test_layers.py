@@ -2,7 +2,7 @@
 layers of the architecture, and no modules import each other in a circle.
 
 Layers, lowest first (a module may import its own package and anything below):
-parallel / fileio / progress -> models -> data -> encode, export, evals, runs -> train
+errors / parallel / fileio / progress -> models -> data -> encode, export, evals, runs -> train
 -> sample -> serve, demo, config_utils -> cli. Packages on one layer, and data's
 sub-packages, import each other in one direction only.
 """
@@ -15,7 +15,7 @@ import liquid_jax
 
 ROOT = pathlib.Path(liquid_jax.__file__).parent
 LAYER = {
-    "parallel": 0, "fileio": 0, "progress": 0,
+    "errors": 0, "parallel": 0, "fileio": 0, "progress": 0,
     "models": 1,
     "data": 2,
     "encode": 3, "export": 3, "evals": 3, "runs": 3,

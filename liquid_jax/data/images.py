@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from liquid_jax import fileio
+from liquid_jax.errors import InputError
 
 MIN_SIDE = 8  # smaller images carry no usable content at any tokenizer resolution
 MAX_ASPECT_RATIO = 2.0
@@ -30,7 +31,7 @@ DEFAULT_FACTOR = 16
 ImageSource = str | os.PathLike | bytes | Image.Image
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image that cannot be used: missing, unreadable, truncated, too small, ..."""
 
     def __init__(self, path, reason: str):

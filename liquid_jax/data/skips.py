@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 from absl import logging
 
+from liquid_jax.errors import UserError
+
 
 class BadRecord(ValueError):
     """A record that cannot be used. ``reason`` is a short key counted by ``SkipCounter``."""
@@ -36,7 +38,7 @@ class BadRecord(ValueError):
         return (BadRecord, (self.reason, self.record_id, self.detail))
 
 
-class TooManySkipsError(RuntimeError):
+class TooManySkipsError(UserError, RuntimeError):
     """More records were skipped than the configured threshold allows."""
 
 

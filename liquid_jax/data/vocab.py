@@ -14,6 +14,7 @@ import json
 import numpy as np
 
 from liquid_jax import fileio
+from liquid_jax.errors import InputError, PathNotFoundError
 
 VOCAB_FILE = "liquid_vocab.json"
 
@@ -86,11 +87,11 @@ class VocabLayout:
     def load(cls, directory: str) -> VocabLayout:
         path = fileio.join(directory, VOCAB_FILE)
         if not fileio.exists(path):
-            raise FileNotFoundError(f"{path}: no vocabulary layout (written by import-hf)")
+            raise PathNotFoundError(f"{path}: no vocabulary layout (written by import-hf)")
         with fileio.open(path) as f:
             data = json.load(f)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}")
+            raise InputError(f"{path}: unknown keys {unknown}")
         return cls(**data)

@@ -30,6 +30,7 @@ from liquid_jax.data.images import to_model_input
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy, TooManySkipsError
 from liquid_jax.data.sources.code_records import CodeRecordWriter
 from liquid_jax.encode.preprocess import Preprocess, load_record
+from liquid_jax.errors import ConfigError
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_apply import make_encode_fn
 from liquid_jax.models.vqgan_tiles import encode_distinct_tiles
@@ -116,7 +117,7 @@ class SplitEncoder:
         dp = math.prod(mesh.shape[a] for a in batch_axes)
         b = options.batch_size
         if b < 1 or b % dp or b % self.nproc:
-            raise ValueError(
+            raise ConfigError(
                 f"encode-images: batch_size={b} must be a positive multiple of the "
                 f"data-parallel size {dp} and of the process count {self.nproc}"
             )
@@ -124,7 +125,7 @@ class SplitEncoder:
         f = model.config.downsample_factor
         for h, w in pre.shapes():
             if h % f or w % f:
-                raise ValueError(
+                raise ConfigError(
                     f"encode-images: input size {w}x{h} is not a multiple of the VQGAN's "
                     f"downsample factor {f}"
                 )
@@ -167,7 +168,7 @@ class SplitEncoder:
         old = _read_json(path)
         if old is not None and old != settings:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            raise ValueError(
+            raise ConfigError(
                 f"encode-images: {out_dir} was written with other settings (differ: {diff}); "
                 f"use a new workdir or delete the folder. Was: "
                 f"{ {k: old.get(k) for k in diff} }, now: { {k: settings.get(k) for k in diff} }"

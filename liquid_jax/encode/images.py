@@ -37,6 +37,7 @@ from liquid_jax.data.skips import SkipPolicy
 from liquid_jax.data.sources.specs import open_image_text_source
 from liquid_jax.encode.chunks import EncodeOptions, SplitEncoder, barrier, write_json
 from liquid_jax.encode.preprocess import Preprocess
+from liquid_jax.errors import ConfigError
 from liquid_jax.parallel.mesh import MeshConfig, make_mesh
 from liquid_jax.runs.layout import CODES, ENCODE_SUMMARY, SHAPES_WORLD
 from liquid_jax.runs.vqgan import load_configured_vqgan
@@ -56,7 +57,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
     splits = [s.strip() for s in splits.split(",")] if isinstance(splits, str) else list(splits)
     splits = [s for s in splits if s]
     if not splits:
-        raise ValueError("encode-images: config.splits names no split")
+        raise ConfigError("encode-images: config.splits names no split")
     source = config.source
     if source == SHAPES_WORLD:
         sw = config.shapes_world
@@ -64,7 +65,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         sizes = {"train": sw.num_train, "validation": sw.num_val, "test": sw.num_test}
         unknown = sorted(set(splits) - set(sizes))
         if unknown:
-            raise ValueError(f"encode-images: the shapes world has no split {unknown}")
+            raise ConfigError(f"encode-images: the shapes world has no split {unknown}")
         if jax.process_index() == 0:
             style = {k: sw[k] for k in STYLE_DEFAULTS if k in sw}
             build_shapes_world(
@@ -74,7 +75,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
         source = f"tfds:{dataset_dir(out, IMAGE_DATASET)}?split={{split}}"
         splits = [s for s in splits if sizes[s] > 0]
     if "{split}" not in source and len(splits) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"encode-images: config.source {source!r} has no {{split}} placeholder, so it "
             f"names one split, but config.splits is {splits}"
         )

@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from liquid_jax import fileio
 from liquid_jax.data.tokenizers.files import copy_files, copy_tokenizer_files
+from liquid_jax.errors import InputError, PathNotFoundError
 from liquid_jax.export.hf_config import (
     generation_config_from_spec,
     hf_config_from_spec,
@@ -37,7 +38,7 @@ from liquid_jax.parallel import state_shardings
 def read_config(path: str) -> dict:
     file = fileio.join(path, "config.json")
     if not fileio.exists(file):
-        raise FileNotFoundError(f"{path}: no config.json (not an HF model directory)")
+        raise PathNotFoundError(f"{path}: no config.json (not an HF model directory)")
     with fileio.open(file) as f:
         return json.load(f)
 
@@ -57,13 +58,13 @@ def _check_entry(reader: CheckpointReader, entry: Entry, our_shape, spec, where)
     expected = _hf_shape(entry, layer_shape, spec)
     for name in entry.hf_names(spec):
         if name not in reader:
-            raise ValueError(
+            raise InputError(
                 f"{where}: tensor {name!r} is missing from the checkpoint "
                 f"(expected shape {expected})"
             )
         got = reader.shape(name)
         if got != expected:
-            raise ValueError(
+            raise InputError(
                 f"{where}: tensor {name!r} has shape {got}, expected {expected} (from config.json)"
             )
 
@@ -118,7 +119,7 @@ def load_hf(
     used = {name for entry in table for name in entry.hf_names(spec)}
     extra = [n for n in reader.names if n not in used and not ignorable(n, spec)]
     if extra:
-        raise ValueError(
+        raise InputError(
             f"{path}: {len(extra)} unexpected tensors not used by a {spec.family} model "
             f"with this config.json: {extra[:10]}"
         )
@@ -217,5 +218,5 @@ def save_tokenizer(tokenizer, path: str) -> list[str]:
             copy_files(tmp, path, sorted(os.listdir(tmp)))
         return []
     if not fileio.isdir(tokenizer):
-        raise ValueError(f"tokenizer {tokenizer!r}: not a directory or an HF tokenizer")
+        raise InputError(f"tokenizer {tokenizer!r}: not a directory or an HF tokenizer")
     return copy_tokenizer_files(tokenizer, path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from liquid_jax.errors import InputError
 from liquid_jax.models.spec import FAMILY_DEFAULTS, FULL, SLIDING, RopeScaling, TransformerSpec
 
 ARCHITECTURES = {
@@ -64,7 +65,7 @@ def family_of(config: dict[str, Any], where: str = "config.json") -> str:
     for arch in config.get("architectures") or ():
         if arch in by_arch:
             return by_arch[arch]
-    raise ValueError(
+    raise InputError(
         f"{where}: unsupported model_type {model_type!r} (architectures "
         f"{config.get('architectures')}); supported model types: {list(SUPPORTED)} "
         f"({', '.join(ARCHITECTURES.values())})"
@@ -84,7 +85,7 @@ def _activation(config: dict, family: str, where: str) -> str:
         return "gelu_tanh"
     if name in ("silu", "swish"):
         return "silu"
-    raise ValueError(f"{where}: unsupported activation {name!r}")
+    raise InputError(f"{where}: unsupported activation {name!r}")
 
 
 def _rope(config: dict, family: str, where: str) -> tuple[float, RopeScaling | None]:
@@ -97,7 +98,7 @@ def _rope(config: dict, family: str, where: str) -> tuple[float, RopeScaling | N
     if rope_type in (None, "default"):
         return float(theta), None
     if rope_type != "llama3":
-        raise ValueError(f"{where}: unsupported rope type {rope_type!r} (default, llama3)")
+        raise InputError(f"{where}: unsupported rope type {rope_type!r} (default, llama3)")
     return float(theta), RopeScaling(
         factor=float(scaling["factor"]),
         low_freq_factor=float(scaling["low_freq_factor"]),
@@ -139,7 +140,7 @@ def spec_from_hf_config(
     """A spec from a parsed HF ``config.json``; ``overrides`` replace any field."""
     family = family_of(config, where)
     if config.get("mlp_bias"):
-        raise ValueError(f"{where}: mlp_bias=true is not supported")
+        raise InputError(f"{where}: mlp_bias=true is not supported")
     heads = int(config["num_attention_heads"])
     layers = int(config["num_hidden_layers"])
     theta, scaling = _rope(config, family, where)
@@ -192,12 +193,12 @@ def hf_config_from_spec(spec: TransformerSpec, dtype=None) -> dict[str, Any]:
     family = spec.family
     wrong = {k: getattr(spec, k) for k, v in _FIXED[family].items() if getattr(spec, k) != v}
     if wrong:
-        raise ValueError(
+        raise InputError(
             f"spec cannot be written as an HF {family} model: {wrong} (transformers' "
             f"{ARCHITECTURES[family]} needs {_FIXED[family]})"
         )
     if family in ("gemma", "llama") and spec.qkv_bias != spec.o_bias:
-        raise ValueError(f"{family}: attention_bias covers q/k/v and o together")
+        raise InputError(f"{family}: attention_bias covers q/k/v and o together")
     dtype_name = jnp.dtype(dtype or spec.param_dtype).name
     rope_params: dict[str, Any] = {"rope_type": "default", "rope_theta": spec.rope_theta}
     legacy_scaling = None

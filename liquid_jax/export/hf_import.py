@@ -17,6 +17,7 @@ from liquid_jax import fileio
 from liquid_jax.data.tokenizers.base import SPECIAL_TOKENS
 from liquid_jax.data.tokenizers.files import TokenizerFiles, add_special_tokens
 from liquid_jax.data.vocab import VOCAB_FILE, VocabLayout
+from liquid_jax.errors import ConfigError, InputError
 from liquid_jax.export.hf import load_hf, read_config, save_hf, save_tokenizer
 from liquid_jax.export.hf_config import stored_dtype
 from liquid_jax.export.vocab_resize import expand_vocab
@@ -30,7 +31,7 @@ def _special_ids(tokenizer: TokenizerFiles, model_vocab: int, where: str):
     model's last row), and the text vocabulary grows when the model has no spare rows.
     """
     if tokenizer.present and len(tokenizer) > model_vocab:
-        raise ValueError(
+        raise InputError(
             f"{where}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
             f"is only {model_vocab}: too small"
         )
@@ -38,7 +39,7 @@ def _special_ids(tokenizer: TokenizerFiles, model_vocab: int, where: str):
     try:
         how, ids = tokenizer.special_token_ids(next_id=first)
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
+        raise InputError(f"{where}: {e}") from None
     if how != "append":
         return ids, model_vocab, {}
     return ids, max(model_vocab, first + 3), dict(zip(SPECIAL_TOKENS, ids))
@@ -50,7 +51,7 @@ def _check_distinct(named: dict[str, int], where: str) -> None:
     values = list(named.values())
     clash = {k: v for k, v in named.items() if values.count(v) > 1}
     if any(k in clash for k in ("boi_id", "eoi_id", "unconditional_id")):
-        raise ValueError(f"{where}: special token ids collide: {clash}")
+        raise InputError(f"{where}: special token ids collide: {clash}")
 
 
 def import_hf(
@@ -84,7 +85,7 @@ def import_hf(
         tokenizer holding only some of ``<boi>``, ``<eoi>``, ``<unconditional>``.
     """
     if int(image_codes) < 1:
-        raise ValueError(f"import_hf: image_codes={image_codes} must be a positive number")
+        raise ConfigError(f"import_hf: image_codes={image_codes} must be a positive number")
     dtype = dtype or stored_dtype(read_config(hf_dir))
     model = load_hf(hf_dir, dtype=dtype, vocab_multiple=vocab_multiple)
     spec = model.spec
@@ -94,7 +95,7 @@ def import_hf(
     eos = spec.eos_token_id[0] if spec.eos_token_id else None
     bos = spec.bos_token_id if spec.bos_token_id is not None else eos
     if bos is None or eos is None:
-        raise ValueError(f"{hf_dir}/config.json: needs bos_token_id or eos_token_id")
+        raise InputError(f"{hf_dir}/config.json: needs bos_token_id or eos_token_id")
     pad = spec.pad_token_id if spec.pad_token_id is not None else eos
     named = dict(
         boi_id=boi, eoi_id=eoi, unconditional_id=uncond, bos_id=bos, eos_id=eos, pad_id=pad
@@ -126,7 +127,7 @@ def export_hf(src_dir: str, out_dir: str, dtype=None) -> str:
     if fileio.exists(fileio.join(src_dir, VOCAB_FILE)):
         layout = VocabLayout.load(src_dir)
         if layout.vocab_size > model.spec.vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"{src_dir}: {VOCAB_FILE} needs {layout.vocab_size} tokens "
                 f"({layout.text_vocab_size} text + {layout.num_image_codes} image codes) "
                 f"but the model's vocabulary is only {model.spec.vocab_size}: too small"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from liquid_jax import fileio
+from liquid_jax.errors import PathNotFoundError
 from liquid_jax.export.safetensors_files import open_safetensors, write_safetensors
 
 SINGLE = "model.safetensors"
@@ -33,7 +34,7 @@ class CheckpointReader:
             names = fileio.listdir(directory) if fileio.isdir(directory) else []
             others = [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
             hint = f" (found {others}: only safetensors are read)" if others else ""
-            raise FileNotFoundError(f"{directory}: no {SINGLE} or {INDEX}{hint}")
+            raise PathNotFoundError(f"{directory}: no {SINGLE} or {INDEX}{hint}")
 
     @property
     def names(self) -> list[str]:
@@ -51,7 +52,7 @@ class CheckpointReader:
         file = self._file_of[name]
         if file not in self._handles and not fileio.exists(fileio.join(self.directory, file)):
             path = fileio.join(self.directory, file)
-            raise FileNotFoundError(f"{path}: listed in {INDEX} for {name!r} but missing")
+            raise PathNotFoundError(f"{path}: listed in {INDEX} for {name!r} but missing")
         return self._open(file)
 
     def shape(self, name: str) -> tuple[int, ...]:

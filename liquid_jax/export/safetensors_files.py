@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from liquid_jax import fileio
+from liquid_jax.errors import InputError
 
 _DTYPES = {
     "BOOL": np.bool_,
@@ -62,7 +63,7 @@ class RemoteSafetensors:
             size = int.from_bytes(self._file.read(8), "little")
             header = json.loads(self._file.read(size))
         except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not a safetensors file: {e}") from None
+            raise InputError(f"{path}: not a safetensors file: {e}") from None
         header.pop("__metadata__", None)
         self._header = header
         self._data_start = 8 + size
@@ -76,12 +77,12 @@ class RemoteSafetensors:
     def get_tensor(self, name: str) -> np.ndarray:
         info = self._header[name]
         if info["dtype"] not in _DTYPES:
-            raise ValueError(f"{self.path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+            raise InputError(f"{self.path}: tensor {name!r} has unsupported dtype {info['dtype']}")
         dtype = np.dtype(_DTYPES[info["dtype"]])
         begin, end = info["data_offsets"]
         shape = tuple(info["shape"])
         if end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise ValueError(f"{self.path}: tensor {name!r} has a byte range that does not "
+            raise InputError(f"{self.path}: tensor {name!r} has a byte range that does not "
                              f"match its shape {shape} and dtype {info['dtype']}")  # fmt: skip
         self._file.seek(self._data_start + begin)
         data = self._file.read(end - begin)

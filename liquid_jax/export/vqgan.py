@@ -30,6 +30,7 @@ from jax.sharding import Mesh
 from safetensors.numpy import save_file
 
 from liquid_jax import fileio
+from liquid_jax.errors import InputError, PathNotFoundError
 from liquid_jax.export.safetensors_files import read_safetensors, write_through
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import VQGANConfig
@@ -110,10 +111,10 @@ def config_from_taming(cfg: dict, **overrides) -> VQGANConfig:
         logging.warning("vqgan yaml: model.target is %r, reading it as taming's VQModel", target)
     params = model.get("params", model)
     if params.get("remap"):
-        raise ValueError("vqgan yaml: codebook remapping (model.params.remap) is not supported")
+        raise InputError("vqgan yaml: codebook remapping (model.params.remap) is not supported")
     dd = dict(params.get("ddconfig") or {})
     if not dd or "embed_dim" not in params or "n_embed" not in params:
-        raise ValueError(
+        raise InputError(
             "vqgan yaml: expected model.params.{embed_dim, n_embed, ddconfig}, got keys "
             f"{sorted(params)}"
         )
@@ -124,7 +125,7 @@ def config_from_taming(cfg: dict, **overrides) -> VQGANConfig:
         if k in dd and dd[k] != ok
     }  # fmt: skip
     if unsupported:
-        raise ValueError(f"vqgan yaml: unsupported ddconfig settings {unsupported}")
+        raise InputError(f"vqgan yaml: unsupported ddconfig settings {unsupported}")
     fields = {k: dd[k] for k in DDCONFIG_FIELDS if k in dd}
     fields.update(embed_dim=params["embed_dim"], n_embed=params["n_embed"])
     fields.update({k: extras[k] for k in EXTRA_FIELDS if k in extras})
@@ -168,7 +169,7 @@ def vqgan_from_state_dict(
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"vqgan: the checkpoint does not match the config ({len(missing)} missing, "
             f"{len(unexpected)} unexpected tensors); missing: {missing[:8]}, unexpected: "
             f"{unexpected[:8]}"
@@ -180,7 +181,7 @@ def vqgan_from_state_dict(
         x = np.asarray(tensors[key])
         want = _torch_shape(path, var.shape)
         if tuple(x.shape) != want:
-            raise ValueError(
+            raise InputError(
                 f"vqgan: tensor {key!r} has shape {tuple(x.shape)}, the config expects {want}"
             )
         x = np.ascontiguousarray(_from_torch_layout(path, x)).astype(var.dtype)
@@ -217,13 +218,13 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(
+        raise InputError(
             f"vqgan: {path} holds objects other than tensors and plain containers and is "
             f"not loaded (weights_only=True): {e}"
         ) from None
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
-        raise ValueError(f"vqgan: {path} is not a taming checkpoint ({{'state_dict': ...}})")
+        raise InputError(f"vqgan: {path} is not a taming checkpoint ({{'state_dict': ...}})")
     return {
         k: v.detach().to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
         for k, v in sd.items()
@@ -241,7 +242,7 @@ def _find(directory: str, names: tuple[str, ...], patterns: tuple[str, ...], wha
         found = sorted(fnmatch.filter(listing, pattern))
         if len(found) == 1:
             return fileio.join(directory, found[0])
-    raise FileNotFoundError(
+    raise PathNotFoundError(
         f"vqgan: no {what} in {directory} (looked for {', '.join(names + patterns)})"
     )
 
@@ -260,7 +261,7 @@ def resolve_paths(path: str) -> tuple[str, str]:
         )
         return cfg, weights
     if not fileio.isfile(path):
-        raise FileNotFoundError(f"vqgan: {path} does not exist")
+        raise PathNotFoundError(f"vqgan: {path} does not exist")
     names = posixpath if fileio.is_url(path) else os.path
     directory = names.dirname(path) or "."
     stem = names.splitext(names.basename(path))[0]
@@ -269,7 +270,7 @@ def resolve_paths(path: str) -> tuple[str, str]:
         return path, _find(directory, names, ("*.safetensors", "*.ckpt"), "vqgan weights")
     if path.endswith((".ckpt", ".safetensors")):
         return _find(directory, (stem + ".yaml", CONFIG_FILE), ("*.yaml",), "vqgan yaml"), path
-    raise ValueError(f"vqgan: {path} is neither a directory, a .yaml, a .ckpt nor a .safetensors")
+    raise InputError(f"vqgan: {path} is neither a directory, a .yaml, a .ckpt nor a .safetensors")
 
 
 def load_vqgan(path: str, *, mesh: Mesh | None = None, **overrides) -> VQGAN:

@@ -20,6 +20,7 @@ import re
 import numpy as np
 from flax import nnx
 
+from liquid_jax.errors import InputError
 from liquid_jax.export.vqgan import _torch_shape, taming_key
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import VQGANConfig
@@ -84,7 +85,7 @@ def from_diffusers(state_dict: dict, config: VQGANConfig) -> dict[str, np.ndarra
     back = {diffusers_key(k, config): k for k in shapes}
     unknown = sorted(set(state_dict) - set(back))
     if unknown:
-        raise ValueError(f"vqgan: diffusers keys with no taming counterpart: {unknown[:8]}")
+        raise InputError(f"vqgan: diffusers keys with no taming counterpart: {unknown[:8]}")
     out = {}
     for dk, v in state_dict.items():
         k = back[dk]

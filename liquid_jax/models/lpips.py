@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from liquid_jax.errors import InputError, PathNotFoundError
+
 # torchvision VGG16 ``features`` indices of the 13 convolutions, and after which of
 # them LPIPS taps a feature map (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3).
 _CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -76,7 +78,7 @@ def _read_tensors(path: str) -> dict[str, np.ndarray]:
 def load_lpips(path: str) -> LPIPS:
     """Builds ``LPIPS`` from a weight file; raises naming any missing or misshapen tensor."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"perceptual loss weights: {path} does not exist")
+        raise PathNotFoundError(f"perceptual loss weights: {path} does not exist")
     tensors = _read_tensors(path)
     # Accept LPIPS' own key prefix ("net.sliceN.I.weight" uses the same indices).
     tensors = {
@@ -93,9 +95,9 @@ def load_lpips(path: str) -> LPIPS:
         for leaf, shape in (("weight", (cout, cin, 3, 3)), ("bias", (cout,))):
             key = f"features.{idx}.{leaf}"
             if key not in tensors:
-                raise ValueError(f"{path}: tensor {key!r} is missing (VGG16 features)")
+                raise InputError(f"{path}: tensor {key!r} is missing (VGG16 features)")
             if tuple(tensors[key].shape) != shape:
-                raise ValueError(
+                raise InputError(
                     f"{path}: tensor {key!r} has shape "
                     f"{tuple(tensors[key].shape)}, expected {shape}"
                 )

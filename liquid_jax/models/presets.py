@@ -7,6 +7,7 @@ VQGAN codes appended to the 256000 text tokens.
 
 from __future__ import annotations
 
+from liquid_jax.errors import ConfigError
 from liquid_jax.models.spec import RopeScaling, TransformerSpec
 
 
@@ -152,6 +153,6 @@ def get_preset(name: str, **overrides) -> TransformerSpec:
     case, ``-`` and ``_`` do not matter."""
     keys = {_normalise(k): k for k in _BUILDERS}
     if _normalise(name) not in keys:
-        raise ValueError(f"unknown preset {name!r}; available: {list(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; available: {list(PRESETS)}")
     spec = _BUILDERS[keys[_normalise(name)]]()
     return spec.replace(**overrides) if overrides else spec

@@ -20,6 +20,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from liquid_jax.errors import ConfigError
+
 FAMILIES = ("gemma", "gemma2", "qwen2", "llama")
 ACTIVATIONS = ("gelu_tanh", "silu")
 REMAT_POLICIES = (
@@ -126,15 +128,15 @@ class TransformerSpec:
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
         if self.family not in FAMILIES:
-            raise ValueError(f"unknown family {self.family!r}; supported: {list(FAMILIES)}")
+            raise ConfigError(f"unknown family {self.family!r}; supported: {list(FAMILIES)}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; use one of {ACTIVATIONS}")
+            raise ConfigError(f"unknown activation {self.activation!r}; use one of {ACTIVATIONS}")
         if self.remat not in REMAT_POLICIES:
-            raise ValueError(f"unknown remat policy {self.remat!r}; use one of {REMAT_POLICIES}")
+            raise ConfigError(f"unknown remat policy {self.remat!r}; use one of {REMAT_POLICIES}")
         if self.attention not in ATTENTION:
-            raise ValueError(f"unknown attention {self.attention!r}; use one of {ATTENTION}")
+            raise ConfigError(f"unknown attention {self.attention!r}; use one of {ATTENTION}")
         if self.attention in ("cudnn", "dot_product") and self.attn_logit_softcap is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"spec: attention={self.attention!r} (jax.nn.dot_product_attention) cannot "
                 f"apply attn_logit_softcap={self.attn_logit_softcap}; use 'auto', 'xla' "
                 "or 'splash'"
@@ -150,9 +152,9 @@ class TransformerSpec:
             "vocab_multiple",
         ):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"spec: {name}={getattr(self, name)} must be positive")
+                raise ConfigError(f"spec: {name}={getattr(self, name)} must be positive")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"spec: num_heads={self.num_heads} is not a multiple of "
                 f"num_kv_heads={self.num_kv_heads}"
             )
@@ -172,20 +174,20 @@ class TransformerSpec:
         else:
             set_("layer_types", tuple(self.layer_types))
         if len(self.layer_types) != self.num_layers:
-            raise ValueError(
+            raise ConfigError(
                 f"spec: {len(self.layer_types)} layer_types for {self.num_layers} layers"
             )
         bad = sorted(set(self.layer_types) - {FULL, SLIDING})
         if bad:
-            raise ValueError(f"spec: unknown layer types {bad}; use {FULL!r} or {SLIDING!r}")
+            raise ConfigError(f"spec: unknown layer types {bad}; use {FULL!r} or {SLIDING!r}")
         if SLIDING in self.layer_types and not self.sliding_window:
-            raise ValueError("spec: sliding_attention layers need a sliding_window")
+            raise ConfigError("spec: sliding_attention layers need a sliding_window")
 
     @classmethod
     def for_family(cls, family: str, **fields) -> TransformerSpec:
         """A spec with ``family``'s switches (``FAMILY_DEFAULTS``), overridden by ``fields``."""
         if family not in FAMILY_DEFAULTS:
-            raise ValueError(f"unknown family {family!r}; supported: {list(FAMILIES)}")
+            raise ConfigError(f"unknown family {family!r}; supported: {list(FAMILIES)}")
         return cls(family=family, **{**FAMILY_DEFAULTS[family], **fields})
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,7 +201,7 @@ class TransformerSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - names)
         if unknown:
-            raise ValueError(f"spec: unknown fields {unknown}")
+            raise ConfigError(f"spec: unknown fields {unknown}")
         return cls(**fields)
 
     def replace(self, **fields) -> TransformerSpec:

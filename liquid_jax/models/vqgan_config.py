@@ -6,6 +6,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from liquid_jax.errors import ConfigError
+
 GROUPS = 32  # GroupNorm groups, fixed by taming's ``Normalize``.
 
 
@@ -52,26 +54,26 @@ class VQGANConfig:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
         if not self.ch_mult:
-            raise ValueError("vqgan config: ch_mult must name at least one level")
+            raise ConfigError("vqgan config: ch_mult must name at least one level")
         if self.double_z:
-            raise ValueError(
+            raise ConfigError(
                 "vqgan config: double_z=True is a KL autoencoder setting; taming's VQModel "
                 "(and this VQGAN) needs double_z=False"
             )
         for m in self.ch_mult:
             if (self.ch * m) % GROUPS:
-                raise ValueError(
+                raise ConfigError(
                     f"vqgan config: ch * ch_mult = {self.ch} * {m} = {self.ch * m} channels "
                     f"is not divisible by the {GROUPS} GroupNorm groups"
                 )
         for name in ("num_res_blocks", "z_channels", "embed_dim", "n_embed", "in_channels"):
             if getattr(self, name) < 1:
-                raise ValueError(f"vqgan config: {name}={getattr(self, name)} must be >= 1")
+                raise ConfigError(f"vqgan config: {name}={getattr(self, name)} must be >= 1")
         for name in ("encode_tile", "decode_tile"):
             if getattr(self, name) < 0:
-                raise ValueError(f"vqgan config: {name}={getattr(self, name)} must be >= 0")
+                raise ConfigError(f"vqgan config: {name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"vqgan config: dropout={self.dropout} must be in [0, 1)")
+            raise ConfigError(f"vqgan config: dropout={self.dropout} must be in [0, 1)")
         jnp.dtype(self.dtype)  # fails early on a bad dtype name
 
     @property

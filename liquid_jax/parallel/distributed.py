@@ -8,6 +8,8 @@ import os
 import jax
 from absl import logging
 
+from liquid_jax.errors import ConfigError
+
 
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name)
@@ -41,7 +43,7 @@ def initialize_distributed(
 
     if coordinator_address:
         if num_processes is None or process_id is None:
-            raise ValueError(
+            raise ConfigError(
                 "a coordinator address needs num_processes and process_id "
                 "(flags or LIQUID_NUM_PROCESSES / LIQUID_PROCESS_ID)"
             )

@@ -11,6 +11,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
+from liquid_jax.errors import ConfigError
+
 AXES = ("data", "fsdp", "tensor")
 
 
@@ -38,7 +40,7 @@ class MeshConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(dict(cfg).keys()) - set(names)) if hasattr(cfg, "keys") else []
         if unknown:
-            raise ValueError(f"mesh config: unknown keys {unknown}; valid keys are {names}")
+            raise ConfigError(f"mesh config: unknown keys {unknown}; valid keys are {names}")
         return cls(**{n: int(get(n, getattr(cls, n))) for n in names})
 
 
@@ -46,18 +48,18 @@ def resolve_sizes(sizes: Sequence[int], num_devices: int, what: str = "mesh") ->
     """Replace one -1 in ``sizes`` so that the product equals ``num_devices``."""
     sizes = [int(s) for s in sizes]
     if sum(s == -1 for s in sizes) > 1:
-        raise ValueError(f"{what}: at most one axis may be -1, got {sizes}")
+        raise ConfigError(f"{what}: at most one axis may be -1, got {sizes}")
     if any(s == 0 or s < -1 for s in sizes):
-        raise ValueError(f"{what}: axis sizes must be positive or -1, got {sizes}")
+        raise ConfigError(f"{what}: axis sizes must be positive or -1, got {sizes}")
     known = math.prod(s for s in sizes if s != -1)
     if num_devices % known:
-        raise ValueError(
+        raise ConfigError(
             f"{what}: axis sizes {sizes} (product {known}) do not divide the "
             f"{num_devices} available devices"
         )
     sizes = [num_devices // known if s == -1 else s for s in sizes]
     if math.prod(sizes) != num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"{what}: axis sizes {sizes} use {math.prod(sizes)} devices but "
             f"{num_devices} are available; set one axis to -1 or make the product match"
         )
@@ -74,12 +76,12 @@ def make_mesh(cfg: MeshConfig | None = None, devices: Sequence[jax.Device] | Non
     devices = list(devices if devices is not None else jax.devices())
     if cfg.num_devices > 0:
         if cfg.num_devices > len(devices):
-            raise ValueError(f"mesh: num_devices={cfg.num_devices} but {len(devices)} exist")
+            raise ConfigError(f"mesh: num_devices={cfg.num_devices} but {len(devices)} exist")
         devices = devices[: cfg.num_devices]
     dcn = (cfg.dcn_data, cfg.dcn_fsdp, cfg.dcn_tensor)
     num_slices = math.prod(dcn)
     if len(devices) % num_slices:
-        raise ValueError(f"mesh: {len(devices)} devices cannot form {num_slices} DCN slices")
+        raise ConfigError(f"mesh: {len(devices)} devices cannot form {num_slices} DCN slices")
     ici = resolve_sizes((cfg.data, cfg.fsdp, cfg.tensor), len(devices) // num_slices, "mesh")
     if num_slices > 1:
         arr = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)

@@ -21,13 +21,14 @@ from liquid_jax import fileio
 from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError, PathNotFoundError
 from liquid_jax.export.hf import load_hf
 from liquid_jax.models import Transformer
 from liquid_jax.runs import layout as run_layout
 from liquid_jax.runs.trained_model import load_trained_model, read_run_info
 
 
-class NoModelError(FileNotFoundError):
+class NoModelError(PathNotFoundError):
     """No HF export or usable checkpoint where a model was expected."""
 
 
@@ -71,7 +72,7 @@ def find_vqgan(hf_dir: str | None, workdir: str | None, vqgan: str | None = None
     """The VQGAN checkpoint path: ``vqgan`` if given, else one found next to the model."""
     if vqgan:
         if not fileio.exists(vqgan):
-            raise FileNotFoundError(f"vqgan: {vqgan} does not exist")
+            raise PathNotFoundError(f"vqgan: {vqgan} does not exist")
         return vqgan
     for base in (hf_dir, workdir):
         if not base:
@@ -85,13 +86,13 @@ def find_vqgan(hf_dir: str | None, workdir: str | None, vqgan: str | None = None
 def check_tokenizer(tokenizer: TextTokenizer, layout: VocabLayout, where: str) -> None:
     """The tokenizer fits the layout's text ids and agrees on the special tokens."""
     if tokenizer.vocab_size > layout.text_vocab_size:
-        raise ValueError(
+        raise InputError(
             f"{where}: the tokenizer has {tokenizer.vocab_size} tokens but "
             f"{run_layout.VOCAB} reserves only {layout.text_vocab_size} text ids"
         )
     for name in ("boi_id", "eoi_id", "unconditional_id"):
         if getattr(tokenizer, name) != getattr(layout, name):
-            raise ValueError(
+            raise InputError(
                 f"{where}: the tokenizer's {name}={getattr(tokenizer, name)} differs from "
                 f"{run_layout.VOCAB}'s {getattr(layout, name)}"
             )

@@ -17,6 +17,7 @@ from liquid_jax import fileio
 from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import PathNotFoundError
 from liquid_jax.models import Transformer, TransformerSpec
 from liquid_jax.parallel import state_shardings
 from liquid_jax.runs.checkpoints import restore_subtree
@@ -35,7 +36,7 @@ def write_run_info(workdir: str, spec: TransformerSpec, vqgan: str = "") -> None
 def read_run_info(workdir: str) -> dict:
     path = fileio.join(workdir, RUN_INFO)
     if not fileio.exists(path):
-        raise FileNotFoundError(f"{workdir}: no {RUN_INFO} (not a liquid-jax train workdir)")
+        raise PathNotFoundError(f"{workdir}: no {RUN_INFO} (not a liquid-jax train workdir)")
     with fileio.open(path) as f:
         return json.load(f)
 

@@ -22,10 +22,18 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax import fileio
+from liquid_jax.errors import ConfigError, InputError, PathNotFoundError
 from liquid_jax.export.vqgan import load_vqgan
 from liquid_jax.models.vqgan import VQGAN
 from liquid_jax.models.vqgan_config import VQGANConfig, vqgan_config
-from liquid_jax.runs.checkpoints import latest_step, restore_subtree, state_path
+from liquid_jax.runs.checkpoints import (
+    complete_steps,
+    latest_step,
+    read_subtree,
+    restore_newest,
+    state_path,
+)
+from liquid_jax.runs.layout import checkpoints_dir
 
 
 def vqgan_checkpoint_step(workdir: str) -> int:
@@ -33,7 +41,7 @@ def vqgan_checkpoint_step(workdir: str) -> int:
     try:
         return latest_step(workdir)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"vqgan: {e} (not a train-vqgan run?)") from None
+        raise PathNotFoundError(f"vqgan: {e} (not a train-vqgan run?)") from None
 
 
 def _shapes(tree) -> dict[str, tuple]:
@@ -51,7 +59,7 @@ def _check_saved_model(metadata, abstract, path: str, config: VQGANConfig) -> No
     tree = getattr(metadata, "tree", metadata)
     if not isinstance(tree, dict) or "model" not in tree:
         keys = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise ValueError(f"vqgan: {path} holds no train-vqgan model (top-level keys {keys})")
+        raise InputError(f"vqgan: {path} holds no train-vqgan model (top-level keys {keys})")
     saved, want = _shapes(tree["model"]), _shapes(abstract)
     missing = sorted(set(want) - set(saved))
     unexpected = sorted(set(saved) - set(want))
@@ -59,7 +67,7 @@ def _check_saved_model(metadata, abstract, path: str, config: VQGANConfig) -> No
         f"{k} {saved[k]} != {want[k]}" for k in set(saved) & set(want) if saved[k] != want[k]
     )
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise InputError(
             f"vqgan: the model in {path} does not match the config (is model_config the one "
             f"train-vqgan ran with?): {len(missing)} missing, {len(unexpected)} unexpected, "
             f"{len(wrong)} wrong-shaped arrays; missing {missing[:5]}, unexpected "
@@ -75,30 +83,44 @@ def load_vqgan_from_workdir(
     ``model_config``: the ``VQGANConfig`` (or the train-vqgan config's ``model`` section)
     the run was trained with. Only the model's arrays are read (Orbax partial restore;
     the optimizer and discriminator states stay on disk), replicated over ``mesh``.
-    ``step`` defaults to the newest complete checkpoint.
+    ``step`` defaults to the newest checkpoint that reads (a damaged newer one is logged
+    and skipped).
     """
+    return restore_vqgan(workdir, model_config, step=step, mesh=mesh)[1]
+
+
+def restore_vqgan(
+    workdir: str, model_config, *, step: int | None = None, mesh: Mesh | None = None
+) -> tuple[int, VQGAN]:
+    """``(step, model)``: ``load_vqgan_from_workdir`` with the step it read."""
     config = vqgan_config(model_config)
-    step = vqgan_checkpoint_step(workdir) if step is None else int(step)
+    steps = complete_steps(workdir) if step is None else [int(step)]
+    if not steps:
+        vqgan_checkpoint_step(workdir)  # raises, naming the folder
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: VQGAN(config, rngs=nnx.Rngs(0))))
     sharding = NamedSharding(mesh, P()) if mesh is not None else None
     target = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract
     )
-    path = state_path(workdir, step)
-    metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path))
-    _check_saved_model(metadata, target, path, config)
-    _, state = restore_subtree(workdir, "model", target, step)
+
+    def read(s: int):
+        path = state_path(workdir, s)
+        metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path))
+        _check_saved_model(metadata, target, path, config)  # a mismatch is raised as is
+        return read_subtree(workdir, "model", target, s)
+
+    step, state = restore_newest(checkpoints_dir(workdir), steps, read)
     logging.info("vqgan: restored the model of %s (step %d)", workdir, step)
     if mesh is None:
         state = jax.tree.map(jax.numpy.asarray, state)
-    return nnx.merge(graphdef, state)
+    return step, nnx.merge(graphdef, state)
 
 
 def load_configured_vqgan(vq_cfg, mesh: Mesh | None = None) -> tuple[VQGAN, dict]:
     """``config.vqgan`` -> (model, a JSON description of where it came from)."""
     path, workdir = vq_cfg.get("path", ""), vq_cfg.get("workdir", "")
     if bool(path) == bool(workdir):
-        raise ValueError(
+        raise ConfigError(
             "encode-images: set exactly one of config.vqgan.path (a taming/Chameleon "
             "checkpoint) and config.vqgan.workdir (a train-vqgan run)"
         )
@@ -108,10 +130,10 @@ def load_configured_vqgan(vq_cfg, mesh: Mesh | None = None) -> tuple[VQGAN, dict
         where = {"path": os.path.abspath(path)}
     else:
         step = vq_cfg.get("step", -1)
-        step = vqgan_checkpoint_step(workdir) if step is None or step < 0 else int(step)
+        step = None if step is None or step < 0 else int(step)
         fields = dict(vq_cfg.model)
         if dtype:
             fields["dtype"] = dtype
-        model = load_vqgan_from_workdir(workdir, fields, step=step, mesh=mesh)
+        step, model = restore_vqgan(workdir, fields, step=step, mesh=mesh)
         where = {"workdir": fileio.absolute(workdir), "step": step}
     return model, {**where, "config": dataclasses.asdict(model.config)}

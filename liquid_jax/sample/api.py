@@ -22,6 +22,7 @@ from liquid_jax.data.formats import DOWNSAMPLE
 from liquid_jax.data.images import to_uint8
 from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.models.vqgan import VQGAN, check_image_shape
 from liquid_jax.models.vqgan_apply import decode_codes, encode_images
@@ -63,12 +64,12 @@ class Sampler:
         batch_size: int = 8,
     ):
         if vocab_layout.vocab_size > model.spec.vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"sampler: the vocabulary layout has {vocab_layout.vocab_size} tokens but the "
                 f"model only {model.spec.vocab_size}"
             )
         if vqgan is not None and vqgan.config.n_embed != vocab_layout.num_image_codes:
-            raise ValueError(
+            raise InputError(
                 f"sampler: the VQGAN has {vqgan.config.n_embed} codes but the vocabulary "
                 f"layout {vocab_layout.num_image_codes}"
             )
@@ -85,7 +86,7 @@ class Sampler:
     def default_grid(self) -> tuple[int, int]:
         """The VQGAN's training resolution in codes (32x32 for Chameleon's at 512)."""
         if self.vqgan is None:
-            raise ValueError("t2i: no VQGAN loaded, so pass grid=(h, w) explicitly")
+            raise InputError("t2i: no VQGAN loaded, so pass grid=(h, w) explicitly")
         side = self.vqgan.config.resolution // self.downsample
         return side, side
 
@@ -150,7 +151,7 @@ class Sampler:
         """
         prompts = check_text(prompts, "t2i")
         if int(num_samples) < 1:
-            raise ValueError(f"t2i: num_samples={num_samples} must be >= 1")
+            raise InputError(f"t2i: num_samples={num_samples} must be >= 1")
         grid = t2i_lib.parse_grid(grid) if grid is not None else self.default_grid()
         f = self.downsample
         image_size = (grid[1] * f, grid[0] * f) if self.size_prefix else None
@@ -207,16 +208,16 @@ class Sampler:
         resolution, square).
         """
         if self.vqgan is None:
-            raise ValueError("i2t: no VQGAN loaded to encode the images")
+            raise InputError("i2t: no VQGAN loaded to encode the images")
         images = i2t_lib.as_image_list(images)
         if not images:
-            raise ValueError("i2t: no images given")
+            raise InputError("i2t: no images given")
         questions = i2t_lib.questions_for(prompts, len(images))
         size = image_size or self.vqgan.config.resolution
         pixels = [i2t_lib.load_pixels(img, size, i) for i, img in enumerate(images)]
         shapes = {p.shape for p in pixels}
         if len(shapes) > 1:
-            raise ValueError(f"i2t: images must share one size, got {sorted(shapes)}")
+            raise InputError(f"i2t: images must share one size, got {sorted(shapes)}")
         check_image_shape((len(pixels), *pixels[0].shape), self.vqgan.config)
         f = self.downsample
         grid = (pixels[0].shape[0] // f, pixels[0].shape[1] // f)
@@ -253,7 +254,7 @@ class Sampler:
         ``temperature > 0``; ``num_samples`` per prompt, in prompt order."""
         prompts = check_text(prompts, "text")
         if int(num_samples) < 1:
-            raise ValueError(f"text: num_samples={num_samples} must be >= 1")
+            raise InputError(f"text: num_samples={num_samples} must be >= 1")
         stops = text_lib.stop_ids(self.tokenizer, self.layout, chat)
         encoded = [text_lib.text_prompt(self.tokenizer, self.layout, p, chat=chat) for p in prompts]
         check_fits(encoded, int(max_new_tokens), self.context, "text")

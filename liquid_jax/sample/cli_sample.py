@@ -22,6 +22,7 @@ from PIL import Image
 
 from liquid_jax import fileio
 from liquid_jax.data.images import open_image
+from liquid_jax.errors import ConfigError, InputError, PathNotFoundError
 from liquid_jax.evals.grid import image_grid
 from liquid_jax.progress import Progress
 from liquid_jax.sample import t2i as t2i_lib
@@ -39,11 +40,11 @@ def read_prompts(prompt: str | None) -> list[str] | None:
     if prompt.startswith("@"):
         path = prompt[1:]
         if not fileio.isfile(path):
-            raise FileNotFoundError(f"sample: prompt file {path} does not exist")
+            raise PathNotFoundError(f"sample: prompt file {path} does not exist")
         with fileio.open(path, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in f if line.strip()]
         if not lines:
-            raise ValueError(f"sample: prompt file {path} has no prompts")
+            raise InputError(f"sample: prompt file {path} has no prompts")
         return lines
     return [prompt]
 
@@ -97,13 +98,13 @@ def run_sample(
     Cheap checks (task, prompts, image file) come first, then the model is loaded.
     """
     if task not in TASKS:
-        raise ValueError(f"sample: --task={task!r}; use one of {TASKS}")
+        raise ConfigError(f"sample: --task={task!r}; use one of {TASKS}")
     prompts = read_prompts(prompt)
     if task in ("t2i", "text") and not prompts:
-        raise ValueError(f"sample: --task={task} needs --prompt")
+        raise ConfigError(f"sample: --task={task} needs --prompt")
     if task == "i2t":
         if not image:
-            raise ValueError("sample: --task=i2t needs --image")
+            raise ConfigError("sample: --task=i2t needs --image")
         open_image(image)  # a missing or broken file fails here, before any loading
     if grid is not None:
         grid = t2i_lib.parse_grid(grid)
@@ -162,7 +163,7 @@ def _token_progress(task: str, rows: int):
 def _t2i(sampler, out: str, prompts: list[str], **settings) -> list[str]:
     """T2I with the reference defaults for any setting left None; writes the PNGs."""
     if sampler.vqgan is None:
-        raise ValueError("sample: --task=t2i needs a VQGAN to write images: pass --vqgan")
+        raise ConfigError("sample: --task=t2i needs a VQGAN to write images: pass --vqgan")
     t0 = time.perf_counter()
     defaults = dict(temperature=t2i_lib.TEMPERATURE, top_k=t2i_lib.TOP_K, top_p=t2i_lib.TOP_P)
     for name, value in defaults.items():

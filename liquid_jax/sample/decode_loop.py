@@ -38,6 +38,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from liquid_jax.errors import InputError
 from liquid_jax.models.kv_cache import KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
@@ -354,7 +355,7 @@ class Decoder:
             ]
         inputs = tuple(self._place(a) for a in arrays)
         if not 0 <= int(seed) < 2**32:
-            raise ValueError(f"decode: seed={seed} must be an integer in [0, 2**32)")
+            raise InputError(f"decode: seed={seed} must be an integer in [0, 2**32)")
         seed = np.uint32(seed)
         start, advance = self._functions(spec, inputs, seed, params)
         total = spec.max_new_tokens

@@ -19,6 +19,7 @@ from liquid_jax.data.formats import i2t_prompt, vqa_prompt
 from liquid_jax.data.images import load_image
 from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError
 
 
 def as_image_list(images) -> list:
@@ -37,13 +38,13 @@ def load_pixels(source, size: int | tuple[int, int], index: int = 0) -> np.ndarr
     float arrays are taken as they are. Raises ``ImageError`` naming a bad file."""
     if isinstance(source, np.ndarray):
         if source.ndim != 3 or source.shape[-1] != 3:
-            raise ValueError(f"i2t: image {index} array has shape {source.shape}, not [H, W, 3]")
+            raise InputError(f"i2t: image {index} array has shape {source.shape}, not [H, W, 3]")
         if source.dtype == np.uint8:
             return load_image(Image.fromarray(source), size, name=f"<array {index}>")
         return np.asarray(source, np.float32)
     if isinstance(source, (str, os.PathLike, bytes, Image.Image)):
         return load_image(source, size)
-    raise ValueError(f"i2t: image {index} is a {type(source).__name__}, not a path or image")
+    raise InputError(f"i2t: image {index} is a {type(source).__name__}, not a path or image")
 
 
 def questions_for(prompts, num_images: int) -> list[str | None]:
@@ -53,10 +54,10 @@ def questions_for(prompts, num_images: int) -> list[str | None]:
     else:
         questions = list(prompts)
         if len(questions) != num_images:
-            raise ValueError(f"i2t: {len(questions)} questions for {num_images} images")
+            raise InputError(f"i2t: {len(questions)} questions for {num_images} images")
     for i, q in enumerate(questions):
         if q is not None and not str(q).strip():
-            raise ValueError(f"i2t: question {i} is empty (pass None for a caption)")
+            raise InputError(f"i2t: question {i} is empty (pass None for a caption)")
     return questions
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from liquid_jax.errors import InputError
+
 LENGTH_MULTIPLE = 16
 
 
@@ -71,12 +73,12 @@ def check_text(texts: Sequence[str], what: str) -> list[str]:
         texts = [texts]
     texts = list(texts)
     if not texts:
-        raise ValueError(f"{what}: no prompts given")
+        raise InputError(f"{what}: no prompts given")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"{what}: prompt {i} is a {type(text).__name__}, not a string")
+            raise InputError(f"{what}: prompt {i} is a {type(text).__name__}, not a string")
         if not text.strip():
-            raise ValueError(f"{what}: prompt {i} is empty")
+            raise InputError(f"{what}: prompt {i} is empty")
     return texts
 
 
@@ -93,16 +95,16 @@ def check_fits(
     """
     new_desc = new_desc or f"max_new_tokens={num_new}"
     if num_new < 1:
-        raise ValueError(f"{what}: {new_desc} must be at least 1 token")
+        raise InputError(f"{what}: {new_desc} must be at least 1 token")
     for i, prompt in enumerate(prompts):
         need = len(prompt) + num_new
         if len(prompt) >= context:
-            raise ValueError(
+            raise InputError(
                 f"{what}: prompt {i} is {len(prompt)} tokens, longer than the model's "
                 f"context of {context} tokens"
             )
         if need > context:
-            raise ValueError(
+            raise InputError(
                 f"{what}: prompt {i} ({len(prompt)} tokens) plus {new_desc} is {need} "
                 f"tokens, more than the model's context of {context}"
             )

@@ -19,6 +19,7 @@ import numpy as np
 from liquid_jax.data.formats import T2I_INSTRUCTIONS, t2i_prompt
 from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 
 # The reference evaluation settings (Liquid's T2I scripts).
@@ -45,14 +46,14 @@ def parse_grid(grid) -> tuple[int, int]:
     if isinstance(grid, str):
         m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*", grid)
         if not m:
-            raise ValueError(f"t2i: grid {grid!r} is not HxW (e.g. 32x32) or N")
+            raise InputError(f"t2i: grid {grid!r} is not HxW (e.g. 32x32) or N")
         h = int(m.group(1))
         grid = (h, int(m.group(2)) if m.group(2) else h)
     elif isinstance(grid, (int, np.integer)):
         grid = (int(grid), int(grid))
     h, w = (int(x) for x in grid)
     if h < 1 or w < 1:
-        raise ValueError(f"t2i: grid {h}x{w} must have positive sides")
+        raise InputError(f"t2i: grid {h}x{w} must have positive sides")
     return h, w
 
 
@@ -96,11 +97,11 @@ def t2i_decode_spec(
     best one's (``filters.guide``; 0, the reference: every code).
     """
     if layout.num_image_codes < 1:
-        raise ValueError("t2i: the vocabulary layout has no image codes")
+        raise InputError("t2i: the vocabulary layout has no image codes")
     if not 0.0 < float(top_p) <= 1.0:
-        raise ValueError(f"t2i: top_p={top_p} must be in (0, 1]")
+        raise InputError(f"t2i: top_p={top_p} must be in (0, 1]")
     if not 0.0 <= float(cfg_min_p) < 1.0:
-        raise ValueError(f"t2i: cfg_min_p={cfg_min_p} must be in [0, 1)")
+        raise InputError(f"t2i: cfg_min_p={cfg_min_p} must be in [0, 1)")
     lo = layout.image_offset
     top_k = min(int(top_k), layout.num_image_codes) if top_k and top_k > 0 else 0
     spec = DecodeSpec(

@@ -14,6 +14,7 @@ import numpy as np
 
 from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 
 MAX_NEW_TOKENS = 128  # Liquid's I2T / VQA evaluation limit; also our text default
@@ -47,7 +48,7 @@ def text_decode_spec(
 ) -> tuple[DecodeSpec, SamplingParams]:
     """Greedy when ``temperature <= 0`` (the default), else temperature / top-k / top-p."""
     if not 0.0 < float(top_p) <= 1.0:
-        raise ValueError(f"text: top_p={top_p} must be in (0, 1]")
+        raise InputError(f"text: top_p={top_p} must be in (0, 1]")
     spec = DecodeSpec(
         max_new_tokens=int(max_new_tokens),
         token_range=(0, layout.text_vocab_size),

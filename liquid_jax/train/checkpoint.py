@@ -2,7 +2,10 @@
 
 Layout: ``WORKDIR/checkpoints/<step>/{state, data, meta}``. Saves are asynchronous and
 atomic (Orbax writes into a temporary directory and renames it when complete), so a save
-interrupted by a crash or preemption never becomes the latest checkpoint.
+interrupted by a crash or preemption never becomes the latest checkpoint. A step damaged
+afterwards (a file cut short) is skipped with a warning: ``restore`` walks back to the
+newest step that reads (``runs.checkpoints.restore_newest``), and a later save of the
+damaged step replaces it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from liquid_jax.runs.checkpoints import restore_newest
 from liquid_jax.runs.layout import checkpoints_dir
 
 
@@ -84,6 +88,12 @@ class Checkpointer:
         ``data_state`` is this process's input-pipeline state (JSON-able; each process
         stores its own); ``meta`` is any small JSON-able record stored beside it.
         """
+        if step in self.all_steps():
+            # Only a step that failed to restore is ever saved again (restore walked back
+            # past it): the new save replaces the damaged one.
+            logging.warning("checkpoint: replacing the unreadable step %d in %s", step,
+                            self.directory)  # fmt: skip
+            self._manager.delete(step)
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=grain.checkpoint.CheckpointSave(_HostState(data_state)),
@@ -95,23 +105,28 @@ class Checkpointer:
         return saved
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict, dict]:
-        """Restores ``(step, state, data_state, meta)`` from ``step`` (default: latest).
+        """Restores ``(step, state, data_state, meta)`` from ``step`` (default: the newest
+        step that reads: a damaged newer one is logged and skipped).
 
         ``abstract_state`` is a pytree of ``jax.ShapeDtypeStruct`` (with shardings) or
-        arrays giving the structure, dtypes and placement to restore into.
+        arrays giving the structure, dtypes and placement to restore into. Raises
+        ``FileNotFoundError`` when there is no checkpoint and
+        ``runs.checkpoints.NoIntactCheckpointError`` when none can be read.
         """
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                data=grain.checkpoint.CheckpointRestore(_HostState()),
-                meta=ocp.args.JsonRestore(),
-            ),
-        )
+
+        def read(s: int):
+            return self._manager.restore(
+                s,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    data=grain.checkpoint.CheckpointRestore(_HostState()),
+                    meta=ocp.args.JsonRestore(),
+                ),
+            )
+
+        steps = self.all_steps() if step is None else [step]
+        step, restored = restore_newest(self.directory, steps, read)
         logging.info("checkpoint: restored step %d from %s", step, self.directory)
         data = restored["data"].state or {}
         return step, restored["state"], dict(data), dict(restored["meta"] or {})

@@ -19,6 +19,7 @@ from flax import nnx
 from liquid_jax import fileio
 from liquid_jax.data.pipeline.config import PipelineConfig
 from liquid_jax.data.pipeline.dataset import make_iterator, to_global_batch
+from liquid_jax.errors import UserError
 from liquid_jax.models import Transformer
 from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
 from liquid_jax.progress import Progress
@@ -40,7 +41,7 @@ from liquid_jax.train.train_state import create_train_state
 from liquid_jax.train.train_step import StepConfig, jit_eval_step, jit_train_step
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(UserError, RuntimeError):
     """Too many non-finite steps in a row; the last good checkpoint is left as it was."""
 
 

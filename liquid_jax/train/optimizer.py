@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from liquid_jax.errors import ConfigError
+
 
 def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
     """``cfg``: lr, warmup (fraction of total steps if < 1, else steps), schedule
@@ -24,7 +26,7 @@ def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
     elif cfg.schedule == "constant":
         main = optax.constant_schedule(cfg.lr)
     else:
-        raise ValueError(f"optim.schedule {cfg.schedule!r}: expected cosine, linear or constant")
+        raise ConfigError(f"optim.schedule {cfg.schedule!r}: expected cosine, linear or constant")
     if not warmup:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, warmup), main], [warmup])
@@ -102,7 +104,7 @@ def make_optimizer(
     if freeze:
         labels = trainable_labels(freeze)
         if params is not None and "train" not in jax.tree.leaves(labels(params)):
-            raise ValueError(f"optim.freeze {freeze} freezes every parameter")
+            raise ConfigError(f"optim.freeze {freeze} freezes every parameter")
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
     if new_rows_only_below is not None:
         tx = optax.chain(tx, keep_rows_below(new_rows_only_below))

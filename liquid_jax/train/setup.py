@@ -18,6 +18,7 @@ from liquid_jax.data.tokenizers.base import TextTokenizer, vocab_layout
 from liquid_jax.data.tokenizers.load import load_tokenizer
 from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import ConfigError
 from liquid_jax.export.hf import load_hf, read_config
 from liquid_jax.export.hf_config import spec_from_hf_config
 from liquid_jax.models import Transformer, TransformerSpec, get_preset
@@ -44,7 +45,7 @@ def resolve_tokenizer(config, workdir: str) -> TextTokenizer:
     if fileio.exists(fileio.join(directory, "tokenizer.model")):
         return load_tokenizer(directory)
     if not tok_cfg.get("train_corpus", ""):
-        raise ValueError("set model.init_from, tokenizer.path or tokenizer.train_corpus")
+        raise ConfigError("set model.init_from, tokenizer.path or tokenizer.train_corpus")
     return _train_tokenizer(tok_cfg, directory)
 
 
@@ -65,7 +66,7 @@ def model_spec(config, layout: VocabLayout) -> TransformerSpec:
     misplaced = sorted(set(top_level) & set(m.get("spec", {})))
     if misplaced:
         # model.X would silently win over model.spec.X.
-        raise ValueError(f"set {', '.join(f'model.{k}' for k in misplaced)}, not model.spec.*: "
+        raise ConfigError(f"set {', '.join(f'model.{k}' for k in misplaced)}, not model.spec.*: "
                          "they apply to every way of building the model")  # fmt: skip
     overrides = {k: m[k] for k in top_level if m.get(k, None)}
     if m.get("init_from", ""):
@@ -78,7 +79,7 @@ def model_spec(config, layout: VocabLayout) -> TransformerSpec:
         fields["vocab_size"] = fields.get("vocab_size") or layout.vocab_size
         spec = TransformerSpec.for_family(m.family, **fields)
     if layout.vocab_size > spec.vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"model vocabulary {spec.vocab_size} is too small for {layout.text_vocab_size} "
             f"text tokens + {layout.num_image_codes} image codes"
         )

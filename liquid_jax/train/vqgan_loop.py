@@ -25,6 +25,7 @@ from liquid_jax.data.images import to_uint8
 from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
 from liquid_jax.data.shapes.world import generate_images
 from liquid_jax.data.sources.image_batches import host_batch, load_image_folder
+from liquid_jax.errors import ConfigError
 from liquid_jax.evals.grid import image_grid, save_png
 from liquid_jax.evals.reconstruction import codebook_stats, psnr, ssim
 from liquid_jax.models.discriminator import PatchDiscriminator
@@ -64,7 +65,7 @@ def load_images(data_cfg) -> tuple[np.ndarray, np.ndarray]:
     if source == "npz":
         with np.load(data_cfg.path) as f:
             return f["train"], f["validation"]
-    raise ValueError(f"data.source {source!r}: expected 'shapes', 'folder' or 'npz'")
+    raise ConfigError(f"data.source {source!r}: expected 'shapes', 'folder' or 'npz'")
 
 
 def _load_perceptual(loss_cfg):
@@ -168,7 +169,7 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     opt = config.optim
     decay_at = float(opt.get("decay_at", 0.0))
     if not 0.0 <= decay_at < 1.0:
-        raise ValueError(f"optim.decay_at={decay_at}: a fraction of total_steps in [0, 1)")
+        raise ConfigError(f"optim.decay_at={decay_at}: a fraction of total_steps in [0, 1)")
     decay = dict(decay_step=int(config.total_steps * decay_at),
                  decay_factor=float(opt.get("decay_factor", 1.0)))  # fmt: skip
 
@@ -196,7 +197,7 @@ def train_vqgan(config, workdir: str) -> dict[str, float]:
     elif config.loss.get("codebook_init", "uniform") == "data":
         state = _data_codebook(graphdef, state, train_images, config.batch_size, config.seed)
     elif config.loss.get("codebook_init", "uniform") != "uniform":
-        raise ValueError(f"loss.codebook_init={config.loss.codebook_init!r}: 'uniform' or 'data'")
+        raise ConfigError(f"loss.codebook_init={config.loss.codebook_init!r}: 'uniform' or 'data'")
     writer = MetricWriter(workdir, resume_step=start)
     # --- compiled steps, each on first use: with the GAN (from disc_start on) or not, and
     # with the batch's distinct tiles or not. A tile-local encoder encodes each distinct

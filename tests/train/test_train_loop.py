@@ -1,7 +1,9 @@
 """The LLM training loop on the in-memory smoke stream (configs/smoke.py)."""
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import chex
 import numpy as np
 import pytest
+from absl import flags
 
 from configs.smoke import get_config
 from liquid_jax.train.checkpoint import Checkpointer
@@ -162,3 +165,88 @@ def test_cli_run_applies_overrides_from_its_own_argv(monkeypatch, tmp_path):
         cli.run(argv)
     assert exit_info.value.code in (0, None)
     assert seen["total_steps"] == 7 and seen["optim"]["lr"] == 0.125
+
+
+def _tear(path):
+    """What a disk filling up or a copy cut short leaves: the first half of the file."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+def _copy_of(smoke_run, tmp_path):
+    """A copy of the session's smoke run (checkpoints 20 and 40) to damage."""
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke_run[0], workdir)
+    return workdir
+
+
+def _smoke_config():
+    config = get_config("steps=40")  # as the smoke_run fixture trains it
+    config.eval_every_steps = config.checkpoint_every_steps = 20
+    return config
+
+
+@pytest.mark.parametrize("item", ["meta", "state"])
+def test_a_torn_newest_checkpoint_resumes_from_the_previous_one(smoke_run, tmp_path, caplog, item):
+    """Step 40's ``meta`` JSON (or its largest array file) cut in half: ``train`` warns,
+    resumes from step 20 and ends as the straight run did, losses and state."""
+    workdir = _copy_of(smoke_run, tmp_path)
+    step_dir = workdir / "checkpoints" / "40"
+    torn = step_dir / "meta" / "metadata"
+    if item == "state":  # the largest array data file
+        torn = max((step_dir / "state" / "d").iterdir(), key=lambda p: p.stat().st_size)
+    _tear(torn)
+    # A row before step 20 changed by hand: a run restarted from step 0 would rewrite it.
+    rows = _rows(workdir)
+    for row in rows:
+        if row["step"] == 10 and "loss" in row:
+            row["loss"] = -1.0
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.WARNING):
+        train(_smoke_config(), str(workdir))
+    warning = next(r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage())
+    assert "step 40 in" in warning and "trying step 20" in warning
+    assert f"damaged: {torn}" in warning
+    straight, resumed = _train_losses(smoke_run[0]), _train_losses(workdir)
+    assert resumed[10] == -1.0, "restarted from step 0"
+    assert sorted(resumed) == sorted(straight)
+    assert [resumed[s] for s in (25, 30, 35, 40)] == [straight[s] for s in (25, 30, 35, 40)]
+    chex.assert_trees_all_equal(
+        Checkpointer(smoke_run[0]).restore_raw(40), Checkpointer(str(workdir)).restore_raw(40)
+    )
+
+
+def test_every_checkpoint_torn_is_one_line_from_the_cli(smoke_run, tmp_path, monkeypatch, capsys):
+    from liquid_jax import cli
+
+    workdir = _copy_of(smoke_run, tmp_path)
+    for step in (20, 40):
+        _tear(workdir / "checkpoints" / str(step) / "meta" / "metadata")
+    argv = ["liquid-jax", "train", f"--config={REPO}/configs/smoke.py:steps=40",
+            f"--workdir={workdir}", "--config.eval_every_steps=20",
+            "--config.checkpoint_every_steps=20"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    flags.FLAGS.unparse_flags()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run(argv)
+    finally:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS.mark_as_parsed()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    line = next(x for x in err.splitlines() if x.startswith("liquid-jax train: error: "))
+    assert "no checkpoint in" in line and "step 40: " in line and "step 20: " in line
+    assert _train_losses(workdir) == _train_losses(smoke_run[0]), "started again from step 0"
+
+
+def test_loading_a_run_for_sampling_walks_back_too(smoke_run, tmp_path, caplog):
+    from liquid_jax.runs.trained_model import load_trained_model
+
+    workdir = _copy_of(smoke_run, tmp_path)
+    arrays = workdir / "checkpoints" / "40" / "state" / "d"
+    _tear(max(arrays.iterdir(), key=lambda p: p.stat().st_size))
+    with caplog.at_level(logging.WARNING):
+        *_, step = load_trained_model(str(workdir))
+    assert step == 20
+    assert any("step 40 in" in r.getMessage() for r in caplog.records)

@@ -13,6 +13,7 @@ import dataclasses
 
 from liquid_jax.data.formats import DOWNSAMPLE
 from liquid_jax.data.pipeline.mixing import T2I_FRACTION
+from liquid_jax.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +67,11 @@ class PipelineConfig:
 
     def __post_init__(self):
         if self.seq_len < 2 or self.batch_size < 1:
-            raise ValueError(f"data: seq_len={self.seq_len}, batch_size={self.batch_size}")
+            raise ConfigError(f"data: seq_len={self.seq_len}, batch_size={self.batch_size}")
         if self.num_workers < 0 or self.num_packing_bins < 0:
-            raise ValueError("data: num_workers and num_packing_bins must be >= 0")
+            raise ConfigError("data: num_workers and num_packing_bins must be >= 0")
         if not 0.0 <= self.cfg_dropout <= 1.0 or not 0.0 <= self.t2i_fraction <= 1.0:
-            raise ValueError("data: cfg_dropout and t2i_fraction must be probabilities")
+            raise ConfigError("data: cfg_dropout and t2i_fraction must be probabilities")
         # ConfigDict gives lists; keep the dataclass hashable and immutable.
         object.__setattr__(self, "text_sources", tuple(self.text_sources))
         object.__setattr__(self, "image_text_sources", tuple(self.image_text_sources))
@@ -87,7 +88,7 @@ class PipelineConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ValueError(f"data config: unknown keys {unknown}; valid keys are {names}")
+            raise ConfigError(f"data config: unknown keys {unknown}; valid keys are {names}")
         return cls(**values)
 
     def to_dict(self) -> dict:

@@ -45,6 +45,7 @@ from liquid_jax.data.skips import SkipCounter, SkipPolicy
 from liquid_jax.data.sources.specs import ConcatSource, open_code_source, open_text_source
 from liquid_jax.data.tokenizers.base import TextTokenizer, vocab_layout
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import ConfigError, InputError
 from liquid_jax.parallel import host_local_to_global
 
 __all__ = [
@@ -72,7 +73,7 @@ def _stream_seed(seed: int, stream: int) -> int:
 def _stream(sources: Sequence, formatter, cfg: PipelineConfig) -> grain.MapDataset:
     source = SafeSource(sources[0] if len(sources) == 1 else ConcatSource(sources))
     if len(source) == 0:
-        raise ValueError(f"data source {source.name} is empty")
+        raise InputError(f"data source {source.name} is empty")
     ds = grain.MapDataset.source(source).map_with_index(formatter)
     ds = ds.shuffle(seed=_stream_seed(cfg.seed, formatter.stream))
     return ds.repeat(cfg.num_epochs)
@@ -87,7 +88,7 @@ def resolve_layout(cfg: PipelineConfig, tokenizer: TextTokenizer, code_sources=(
     if num_codes is None and not code_sources:
         num_codes = 0
     if num_codes is None:
-        raise ValueError("data: set num_image_codes (the VQGAN codebook size) in the data config")
+        raise ConfigError("data: set num_image_codes (the VQGAN codebook size) in the data config")
     return vocab_layout(tokenizer, int(num_codes))
 
 
@@ -110,7 +111,7 @@ def make_dataset(
     if process_index is None or process_count is None:
         process_index, process_count = jax.process_index(), jax.process_count()
     if cfg.batch_size % process_count:
-        raise ValueError(
+        raise ConfigError(
             f"data: batch_size {cfg.batch_size} does not divide over {process_count} hosts"
         )
     if text_sources is None:
@@ -136,7 +137,7 @@ def make_dataset(
             streams.append(_stream(sources, formatter, cfg))
             weights.append(float(weight))
     if not streams:
-        raise ValueError(
+        raise ConfigError(
             "data: no sources with a positive weight (text_sources, image_text_sources)"
         )
     ds = streams[0] if len(streams) == 1 else grain.MapDataset.mix(streams, weights)
@@ -223,7 +224,7 @@ class LiquidIterator:
         saved = state.get("config", {})
         changed = {k: (saved.get(k), v) for k, v in self._fingerprint.items() if saved.get(k) != v}
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 "data iterator state was saved with other settings (saved, now): "
                 f"{changed}; the position cannot be restored exactly"
             )

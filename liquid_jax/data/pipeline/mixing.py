@@ -13,6 +13,7 @@ import numpy as np
 from liquid_jax.data.formats import DOWNSAMPLE, Example, i2t_example, t2i_example
 from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import ConfigError
 
 T2I_FRACTION = 0.8  # of image-text pairs used as T2I; the rest are I2T
 
@@ -34,7 +35,7 @@ def image_text_example(
     ``rng`` is drawn once for the task, then (T2I only) for the instruction and dropout.
     """
     if not 0.0 <= t2i_fraction <= 1.0:
-        raise ValueError(f"t2i_fraction={t2i_fraction} is not a probability")
+        raise ConfigError(f"t2i_fraction={t2i_fraction} is not a probability")
     if rng.random() < t2i_fraction:
         return t2i_example(
             tokenizer,

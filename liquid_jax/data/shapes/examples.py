@@ -17,6 +17,7 @@ from liquid_jax.data.shapes.draw import render_scene
 from liquid_jax.data.shapes.sample import sample_scene
 from liquid_jax.data.shapes.scene import GRAIN, TEXTURES
 from liquid_jax.data.shapes.text import text_document
+from liquid_jax.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
 _IMAGE_STREAM, _TEXT_STREAM = 0, 1
@@ -24,7 +25,7 @@ _IMAGE_STREAM, _TEXT_STREAM = 0, 1
 
 def _rng(seed: int, stream: int, split: str, index: int) -> np.random.Generator:
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+        raise ConfigError(f"unknown split {split!r}; known: {SPLITS}")
     return np.random.default_rng([seed, stream, SPLITS.index(split), index])
 
 

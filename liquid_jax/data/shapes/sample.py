@@ -32,6 +32,7 @@ from liquid_jax.data.shapes.scene import (
     contrast,
     make_shape,
 )
+from liquid_jax.errors import ConfigError
 
 LAYOUTS = ("jitter", "anchor", "grid")
 STYLE_DEFAULTS = {
@@ -51,7 +52,7 @@ def check_world_style(**style) -> dict:
     types (name lists as lists)."""
     unknown = sorted(set(style) - set(STYLE_DEFAULTS))
     if unknown:
-        raise ValueError(f"shapes world: unknown style keys {unknown}; known: "
+        raise ConfigError(f"shapes world: unknown style keys {unknown}; known: "
                          f"{sorted(STYLE_DEFAULTS)}")  # fmt: skip
     s = {**STYLE_DEFAULTS, **{k: v for k, v in style.items() if v is not None}}
     backgrounds = s["backgrounds"]
@@ -59,17 +60,17 @@ def check_world_style(**style) -> dict:
         backgrounds = [b.strip() for b in backgrounds.split(",") if b.strip()]
     backgrounds = [str(b) for b in backgrounds]
     if not backgrounds or set(backgrounds) - set(BACKGROUNDS):
-        raise ValueError(f"shapes world: backgrounds {backgrounds} must be a non-empty subset "
+        raise ConfigError(f"shapes world: backgrounds {backgrounds} must be a non-empty subset "
                          f"of {list(BACKGROUNDS)}")  # fmt: skip
     if s["layout"] not in LAYOUTS:
-        raise ValueError(f"shapes world: layout {s['layout']!r} must be one of {LAYOUTS}")
+        raise ConfigError(f"shapes world: layout {s['layout']!r} must be one of {LAYOUTS}")
     if not 0.0 <= float(s["holdout"]) < 1.0:
-        raise ValueError(f"shapes world: holdout={s['holdout']} must be in [0, 1)")
+        raise ConfigError(f"shapes world: holdout={s['holdout']} must be in [0, 1)")
     if not 0.0 <= float(s["p_two"]) <= 1.0:
-        raise ValueError(f"shapes world: p_two={s['p_two']} must be in [0, 1]")
+        raise ConfigError(f"shapes world: p_two={s['p_two']} must be in [0, 1]")
     small, large = float(s["small_extent"]), float(s["large_extent"])
     if not 0.1 <= small < large <= 0.75:
-        raise ValueError(f"shapes world: small_extent={small} and large_extent={large} must "
+        raise ConfigError(f"shapes world: small_extent={small} and large_extent={large} must "
                          "satisfy 0.1 <= small < large <= 0.75")  # fmt: skip
     return {
         "textures": list(check_style(s["textures"], float(s["grain"]))),
@@ -100,10 +101,10 @@ def check_style(textures, grain: float) -> tuple[str, ...]:
     textures = tuple(str(t) for t in textures)
     unknown = sorted(set(textures) - set(TEXTURES))
     if not textures or unknown:
-        raise ValueError(f"shapes world: textures {list(textures)} must be a non-empty subset of "
+        raise ConfigError(f"shapes world: textures {list(textures)} must be a non-empty subset of "
                          f"{list(TEXTURES)}")  # fmt: skip
     if not 0.0 <= grain <= 32.0:
-        raise ValueError(f"shapes world: grain={grain} must be in [0, 32] levels")
+        raise ConfigError(f"shapes world: grain={grain} must be in [0, 32] levels")
     return textures
 
 
@@ -131,7 +132,7 @@ def sample_scene(
     repeated until one fits).
     """
     if image_size < 16:
-        raise ValueError(f"image_size={image_size}: the shapes world needs at least 16 px")
+        raise ConfigError(f"image_size={image_size}: the shapes world needs at least 16 px")
     style = check_world_style(textures=textures, grain=grain, backgrounds=backgrounds,
                               layout=layout, holdout=holdout, p_two=p_two,
                               small_extent=small_extent, large_extent=large_extent)  # fmt: skip

@@ -24,6 +24,7 @@ from PIL import Image
 from liquid_jax.data.shapes.examples import SPLITS, image_text_record, text_record
 from liquid_jax.data.shapes.sample import STYLE_DEFAULTS, check_world_style
 from liquid_jax.data.shapes.scene import GRAIN, TEXTURES
+from liquid_jax.errors import ConfigError
 
 VERSION = "1.0.0"
 
@@ -51,7 +52,7 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     ):
         unknown = set(split_sizes) - set(SPLITS)
         if unknown:
-            raise ValueError(f"unknown splits {sorted(unknown)}; known: {SPLITS}")
+            raise ConfigError(f"unknown splits {sorted(unknown)}; known: {SPLITS}")
         # Set before super().__init__, which may already build the DatasetInfo.
         self._params = {
             "seed": int(seed),

@@ -28,6 +28,7 @@ from liquid_jax.data.shapes.examples import SPLITS, image_text_record, text_reco
 from liquid_jax.data.shapes.sample import sample_scene
 from liquid_jax.data.shapes.scene import GRAIN, TEXTURES, Scene
 from liquid_jax.data.shapes.tfds import VERSION, ShapesWorld, ShapesWorldText, world_style_params
+from liquid_jax.errors import ConfigError, PathNotFoundError
 
 IMAGE_DATASET, TEXT_DATASET = "shapes_world", "shapes_world_text"
 
@@ -149,10 +150,10 @@ class ShapesWorldSource:
 
     def __init__(self, path: str, split: str):
         if not os.path.exists(os.path.join(path, "dataset_info.json")):
-            raise FileNotFoundError(f"{path}: no tfds dataset (run build_shapes_world first)")
+            raise PathNotFoundError(f"{path}: no tfds dataset (run build_shapes_world first)")
         builder = tfds.builder_from_directory(path)
         if split not in builder.info.splits:
-            raise ValueError(f"{path}: no split {split!r}; has {list(builder.info.splits)}")
+            raise ConfigError(f"{path}: no split {split!r}; has {list(builder.info.splits)}")
         self.path, self.split = path, split
         self.metadata = dict(builder.info.metadata or {})
         self._source = builder.as_data_source(split=split)

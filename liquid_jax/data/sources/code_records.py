@@ -37,6 +37,7 @@ from array_record.python.array_record_data_source import ArrayRecordDataSource
 from array_record.python.array_record_module import ArrayRecordWriter
 
 from liquid_jax.data.skips import BadRecord
+from liquid_jax.errors import InputError, PathNotFoundError
 
 MAGIC = b"LQCR"
 VERSION = 1
@@ -178,14 +179,14 @@ def find_shards(directory: str, prefix: str | None = None) -> list[str]:
     Raises if none are found or a set misses a shard.
     """
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory}: no such code-record folder")
+        raise PathNotFoundError(f"{directory}: no such code-record folder")
     groups: dict[str, dict[int, tuple[int, str]]] = {}
     for name in sorted(os.listdir(directory)):
         m = _SHARD_RE.match(name)
         if m and (prefix is None or m["prefix"] == prefix):
             groups.setdefault(m["prefix"], {})[int(m["index"])] = (int(m["count"]), name)
     if not groups:
-        raise FileNotFoundError(
+        raise PathNotFoundError(
             f"{directory}: no {prefix or '*'}-NNNNN-of-NNNNN.array_record code shards"
         )
     paths = []
@@ -194,7 +195,7 @@ def find_shards(directory: str, prefix: str | None = None) -> list[str]:
         expected = set(range(max(counts))) if len(counts) == 1 else None
         if expected is None or set(shards) != expected:
             missing = sorted((expected or set()) - set(shards))[:5]
-            raise ValueError(
+            raise InputError(
                 f"{directory}: shard set {name!r} is incomplete or mixed (counts {sorted(counts)}, "
                 f"missing indices {missing})"
             )

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from liquid_jax.errors import ConfigError, PathNotFoundError
+
 UNITS = ("line", "paragraph")
 
 
@@ -27,14 +29,14 @@ def expand_paths(pattern: str | Sequence[str]) -> list[str]:
         if glob.has_magic(p):
             found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
             if not found:
-                raise FileNotFoundError(f"{p}: the pattern matches no files")
+                raise PathNotFoundError(f"{p}: the pattern matches no files")
             paths.extend(found)
         elif os.path.isfile(p):
             paths.append(p)
         else:
-            raise FileNotFoundError(f"{p}: no such file")
+            raise PathNotFoundError(f"{p}: no such file")
     if not paths:
-        raise ValueError("no input files given")
+        raise ConfigError("no input files given")
     return paths
 
 
@@ -50,7 +52,7 @@ class RecordIndex:
 
     def __init__(self, paths: Sequence[str], unit: str = "line"):
         if unit not in UNITS:
-            raise ValueError(f"unit={unit!r}: use one of {UNITS}")
+            raise ConfigError(f"unit={unit!r}: use one of {UNITS}")
         self.paths, self.unit = [os.fspath(p) for p in paths], unit
         file_ids, starts, ends, lines = [], [], [], []
         for file_id, path in enumerate(self.paths):

@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 
 from liquid_jax.data.images import ImageError, load_image
+from liquid_jax.errors import ConfigError, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -28,7 +29,7 @@ def host_batch(images: np.ndarray, batch_size: int, seed: int, step: int) -> np.
     """This process's rows of the step's batch, as float32[B/P, H, W, 3] in [-1, 1]."""
     nproc = jax.process_count()
     if batch_size % nproc:
-        raise ValueError(f"batch size {batch_size} does not divide over {nproc} processes")
+        raise ConfigError(f"batch size {batch_size} does not divide over {nproc} processes")
     idx = batch_indices(len(images), batch_size, seed, step)
     idx = idx.reshape(nproc, -1)[jax.process_index()]
     return images[idx].astype(np.float32) / 127.5 - 1.0
@@ -52,7 +53,7 @@ def load_image_folder(path: str, size: int, limit: int | None = None) -> np.ndar
             skipped += 1
             logging.warning("skipping %s", e)
     if not out:
-        raise ValueError(f"{path}: no readable images ({skipped} skipped)")
+        raise InputError(f"{path}: no readable images ({skipped} skipped)")
     if skipped:
         logging.warning("%s: skipped %d of %d files", path, skipped, len(files))
     return np.stack([np.round((x + 1.0) * 127.5).astype(np.uint8) for x in out])

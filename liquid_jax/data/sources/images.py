@@ -33,6 +33,7 @@ from liquid_jax.data.images import ImageError, open_image
 from liquid_jax.data.skips import BadRecord
 from liquid_jax.data.sources.files import RecordIndex, expand_paths
 from liquid_jax.data.sources.text import parse_json_line, string_field
+from liquid_jax.errors import InputError, PathNotFoundError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 FILE_KEYS = ("file", "image_path", "image")
@@ -170,7 +171,7 @@ class ImageFolderSource(_ImageChecks):
     ):
         super().__init__(decode, max_aspect_ratio, min_side)
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{folder}: no such image folder")
+            raise PathNotFoundError(f"{folder}: no such image folder")
         self.folder = folder
         self.name = f"image folder {folder}"
         # (record id, image path or None, caption or None, BadRecord or None)
@@ -186,7 +187,7 @@ class ImageFolderSource(_ImageChecks):
             for path in self._images():
                 self._entries.append((os.path.relpath(path, folder), path, None, None))
         if not self._entries:
-            raise ValueError(f"{folder}: no images or caption rows found ({self.layout})")
+            raise InputError(f"{folder}: no images or caption rows found ({self.layout})")
 
     def _images(self) -> list[str]:
         pattern = os.path.join(glob.escape(self.folder), "**", "*")

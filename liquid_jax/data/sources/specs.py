@@ -41,6 +41,7 @@ from liquid_jax.data.sources.images import ImageFolderSource, ImageTextJsonlSour
 from liquid_jax.data.sources.shapes import ShapesCodeSource, ShapesTextSource
 from liquid_jax.data.sources.text import PlainTextSource, TextJsonlSource
 from liquid_jax.data.sources.tfds import TfdsSource
+from liquid_jax.errors import ConfigError, InputError
 
 TEXT_KINDS = ("jsonl", "txt", "tfds", "shapes_text")
 IMAGE_TEXT_KINDS = ("jsonl", "folder", "tfds")
@@ -52,13 +53,13 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """``"kind:path?a=1&b=x"`` -> ``("kind", "path", {"a": "1", "b": "x"})``."""
     kind, sep, rest = spec.partition(":")
     if not sep or not kind or not rest:
-        raise ValueError(f"source spec {spec!r}: expected KIND:PATH[?key=value&...]")
+        raise ConfigError(f"source spec {spec!r}: expected KIND:PATH[?key=value&...]")
     path, _, query = rest.partition("?")
     options = {}
     for part in filter(None, query.split("&")):
         key, eq, value = part.partition("=")
         if not eq:
-            raise ValueError(f"source spec {spec!r}: option {part!r} is not key=value")
+            raise ConfigError(f"source spec {spec!r}: option {part!r} is not key=value")
         options[key] = value
     return kind, path, options
 
@@ -66,7 +67,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
 def _take(options: dict[str, str], spec: str, allowed: dict[str, type]) -> dict:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"source spec {spec!r}: unknown options {unknown}; known {sorted(allowed)}"
         )
     out = {}
@@ -86,11 +87,11 @@ def open_text_source(spec: str):
     if kind == "tfds":
         source = TfdsSource(path, **_take(options, spec, {"split": str, "text_key": str}))
         if source.kind != "text":
-            raise ValueError(f"source spec {spec!r}: has images; use it as an image-text source")
+            raise ConfigError(f"source spec {spec!r}: has images; use it as an image-text source")
         return source
     if kind == "shapes_text":
         return ShapesTextSource(int(path), **_take(options, spec, {"seed": int, "split": str}))
-    raise ValueError(f"source spec {spec!r}: text sources are {TEXT_KINDS}")
+    raise ConfigError(f"source spec {spec!r}: text sources are {TEXT_KINDS}")
 
 
 _IMAGE_OPTIONS = {"decode": bool, "max_aspect_ratio": float, "min_side": int}
@@ -108,9 +109,9 @@ def open_image_text_source(spec: str):
         allowed = {"split": str, "image_key": str, "text_key": str, "max_aspect_ratio": float}
         source = TfdsSource(path, **_take(options, spec, {**allowed, "min_side": int}))
         if source.kind != "image_text":
-            raise ValueError(f"source spec {spec!r}: has no image feature")
+            raise ConfigError(f"source spec {spec!r}: has no image feature")
         return source
-    raise ValueError(f"source spec {spec!r}: image-text sources are {IMAGE_TEXT_KINDS}")
+    raise ConfigError(f"source spec {spec!r}: image-text sources are {IMAGE_TEXT_KINDS}")
 
 
 def open_code_source(spec: str):
@@ -121,7 +122,7 @@ def open_code_source(spec: str):
     if kind == "shapes":
         allowed = {"seed": int, "split": str, "grid": int, "levels": int, "image_size": int}
         return ShapesCodeSource(int(path), **_take(options, spec, allowed))
-    raise ValueError(f"source spec {spec!r}: code sources are {CODE_KINDS}")
+    raise ConfigError(f"source spec {spec!r}: code sources are {CODE_KINDS}")
 
 
 def _rename(options: dict, **names: str) -> dict:
@@ -141,7 +142,7 @@ class ConcatSource:
             total += len(source)
             self._ends.append(total)
         if total == 0:
-            raise ValueError(f"all sources are empty: {[_name(s) for s in self.sources]}")
+            raise InputError(f"all sources are empty: {[_name(s) for s in self.sources]}")
         self.name = " + ".join(_name(s) for s in self.sources)
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from liquid_jax.data.images import to_rgb
 from liquid_jax.data.skips import BadRecord
+from liquid_jax.errors import ConfigError, PathNotFoundError
 
 TEXT_KEYS = ("caption", "text")
 
@@ -51,7 +52,7 @@ class TfdsSource:
         import tensorflow_datasets as tfds
 
         if not os.path.isfile(os.path.join(directory, "dataset_info.json")):
-            raise FileNotFoundError(f"{directory}: no dataset_info.json (not a prepared tfds dir)")
+            raise PathNotFoundError(f"{directory}: no dataset_info.json (not a prepared tfds dir)")
         builder = tfds.builder_from_directory(directory)
         features = set(builder.info.features.keys())
         if image_key is None and "image" in features:
@@ -60,9 +61,11 @@ class TfdsSource:
             text_key = next((k for k in TEXT_KEYS if k in features), None)
         for what, key in (("image_key", image_key), ("text_key", text_key)):
             if key is not None and key not in features:
-                raise ValueError(f"{directory}: {what}={key!r} is not a feature; has {features}")
+                raise ConfigError(f"{directory}: {what}={key!r} is not a feature; has {features}")
         if text_key is None:
-            raise ValueError(f"{directory}: no text feature among {sorted(features)}; set text_key")
+            raise ConfigError(
+                f"{directory}: no text feature among {sorted(features)}; set text_key"
+            )
         self.directory, self.split = directory, split
         self.image_key, self.text_key = image_key, text_key
         self.kind = "image_text" if image_key else "text"

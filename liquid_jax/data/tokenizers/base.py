@@ -29,6 +29,7 @@ from typing import Protocol, runtime_checkable
 
 from liquid_jax import fileio
 from liquid_jax.data.vocab import VocabLayout
+from liquid_jax.errors import InputError
 
 BOI, EOI, UNCONDITIONAL = "<boi>", "<eoi>", "<unconditional>"
 SPECIAL_TOKENS = (BOI, EOI, UNCONDITIONAL)
@@ -44,7 +45,7 @@ def chat_turn_ids(tokenizer: TextTokenizer) -> tuple[int, int]:
     start, end = tokenizer.token_to_id(START_OF_TURN), tokenizer.token_to_id(END_OF_TURN)
     if start is None or end is None:
         name = getattr(tokenizer, "name", type(tokenizer).__name__)
-        raise ValueError(f"the tokenizer {name} has no {START_OF_TURN} / {END_OF_TURN} tokens "
+        raise InputError(f"the tokenizer {name} has no {START_OF_TURN} / {END_OF_TURN} tokens "
                          "(Gemma's chat template), which chat and VQA need")  # fmt: skip
     return start, end
 
@@ -160,4 +161,4 @@ def read_json(path: str) -> dict:
         with fileio.open(path) as f:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read tokenizer json: {e}") from e
+        raise InputError(f"{path}: cannot read tokenizer json: {e}") from e

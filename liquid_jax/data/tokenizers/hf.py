@@ -25,6 +25,7 @@ from liquid_jax.data.tokenizers.base import (
     write_meta,
 )
 from liquid_jax.data.tokenizers.files import rename_tokens
+from liquid_jax.errors import InputError, PathNotFoundError
 
 _BOS_NAMES = ("<bos>", "<s>", "<|begin_of_text|>", "<|endoftext|>")
 _EOS_NAMES = ("<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>")
@@ -68,7 +69,7 @@ class HFTokenizer:
         try:
             tok = Tokenizer.from_str(tokenizer_json)
         except Exception as e:  # tokenizers raises a bare Exception on bad json
-            raise ValueError(f"{name}: not a tokenizers json: {e}") from e
+            raise InputError(f"{name}: not a tokenizers json: {e}") from e
         self.special_tokens_how, ids = plan_special_tokens(tok.token_to_id, reserved_slots)
         if self.special_tokens_how == "reuse":
             tok = Tokenizer.from_str(
@@ -100,14 +101,14 @@ class HFTokenizer:
                 return token_id
         if default is not None:
             return default
-        raise ValueError(f"{self.name}: no {what} token found (tried {[n for n in names if n]})")
+        raise InputError(f"{self.name}: no {what} token found (tried {[n for n in names if n]})")
 
     @classmethod
     def load(cls, directory: str, **kwargs) -> HFTokenizer:
         """Loads ``directory/tokenizer.json`` (+ ``tokenizer_config.json`` if present)."""
         path = fileio.join(directory, HF_TOKENIZER_FILE)
         if not fileio.exists(path):
-            raise FileNotFoundError(f"{path}: no tokenizer.json")
+            raise PathNotFoundError(f"{path}: no tokenizer.json")
         text = fileio.read_text(path, encoding="utf-8")
         config_path = fileio.join(directory, HF_CONFIG_FILE)
         config = read_json(config_path) if fileio.exists(config_path) else None

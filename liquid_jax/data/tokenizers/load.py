@@ -16,6 +16,7 @@ from liquid_jax.data.tokenizers.base import (
 )
 from liquid_jax.data.tokenizers.hf import HFTokenizer
 from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
+from liquid_jax.errors import InputError, PathNotFoundError
 
 
 def check_meta(tokenizer: TextTokenizer, directory: str) -> None:
@@ -26,7 +27,7 @@ def check_meta(tokenizer: TextTokenizer, directory: str) -> None:
     meta = read_json(path)
     for key in ("vocab_size", "bos_id", "eos_id", "boi_id", "eoi_id", "unconditional_id"):
         if key in meta and meta[key] != getattr(tokenizer, key):
-            raise ValueError(
+            raise InputError(
                 f"{path}: saved {key}={meta[key]} but the tokenizer files give "
                 f"{getattr(tokenizer, key)}"
             )
@@ -47,12 +48,12 @@ def load_tokenizer(directory: str, **kwargs) -> TextTokenizer:
         elif fileio.exists(fileio.join(directory, HF_TOKENIZER_FILE)):
             kind = HFTokenizer.KIND
         else:
-            raise FileNotFoundError(
+            raise PathNotFoundError(
                 f"{directory}: no {SP_MODEL_FILE} or {HF_TOKENIZER_FILE} to load a tokenizer from"
             )
     backends = {SentencePieceTokenizer.KIND: SentencePieceTokenizer, HFTokenizer.KIND: HFTokenizer}
     if kind not in backends:
-        raise ValueError(f"{meta_path}: unknown tokenizer kind {kind!r}")
+        raise InputError(f"{meta_path}: unknown tokenizer kind {kind!r}")
     tokenizer = backends[kind].load(directory, **kwargs)
     check_meta(tokenizer, directory)
     return tokenizer

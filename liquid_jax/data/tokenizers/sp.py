@@ -24,6 +24,7 @@ from liquid_jax.data.tokenizers.base import (
     read_json,
     write_meta,
 )
+from liquid_jax.errors import InputError, PathNotFoundError
 
 _USER_DEFINED = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
 # HF keys that describe the *old* vocabulary and would contradict the edited proto.
@@ -36,7 +37,7 @@ def parse_model_proto(model_proto: bytes, name: str) -> sp_pb2.ModelProto:
     try:
         proto.ParseFromString(model_proto)
     except Exception as e:  # protobuf raises its own DecodeError
-        raise ValueError(f"{name}: not a SentencePiece model: {e}") from e
+        raise InputError(f"{name}: not a SentencePiece model: {e}") from e
     return proto
 
 
@@ -91,7 +92,7 @@ class SentencePieceTokenizer:
         """Loads ``directory/tokenizer.model`` (+ ``tokenizer_config.json`` if present)."""
         path = fileio.join(directory, SP_MODEL_FILE)
         if not fileio.exists(path):
-            raise FileNotFoundError(f"{path}: no SentencePiece model")
+            raise PathNotFoundError(f"{path}: no SentencePiece model")
         proto = fileio.read_bytes(path)  # parsed from bytes: works for URLs too
         config_path = fileio.join(directory, HF_CONFIG_FILE)
         config = read_json(config_path) if fileio.exists(config_path) else None
@@ -112,7 +113,7 @@ class SentencePieceTokenizer:
                 return token_id
         if default is not None:
             return default
-        raise ValueError(f"{self.name}: the model defines no {what} token (tried {names})")
+        raise InputError(f"{self.name}: the model defines no {what} token (tried {names})")
 
     # ---- TextTokenizer --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from liquid_jax.data.tokenizers.base import (
     START_OF_TURN,
 )
 from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
+from liquid_jax.errors import ConfigError, InputError
 
 _NUM_BYTE_PIECES = 256
 
@@ -58,7 +59,7 @@ def train_sentencepiece(
     user_symbols += list(reserved_slots) + [s for s in extra_symbols if s != "<mask>"]
     minimum = 4 + len(user_symbols) + (_NUM_BYTE_PIECES if byte_fallback else 0) + 1
     if vocab_size < minimum:
-        raise ValueError(
+        raise ConfigError(
             f"train_sentencepiece: vocab_size={vocab_size} is too small; control, user and "
             f"byte pieces alone take {minimum - 1}"
         )
@@ -91,7 +92,7 @@ def train_sentencepiece(
             minloglevel=2,
         )
     except RuntimeError as e:
-        raise ValueError(f"train_sentencepiece: SentencePiece training failed: {e}") from e
+        raise InputError(f"train_sentencepiece: SentencePiece training failed: {e}") from e
     tokenizer = SentencePieceTokenizer(model.getvalue(), name="train_sentencepiece")
     if out_dir is not None:
         tokenizer.save(out_dir)
