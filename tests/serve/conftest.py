@@ -3,6 +3,10 @@ as an HF-format Liquid directory with its VQGAN (for the ``liquid-jax serve`` co
 
 import json
 import os
+import re
+import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +41,33 @@ def serve_hf_dir(serve_assets, tmp_path_factory):
     layout.save(path)
     save_vqgan(vqgan, os.path.join(path, "vqgan"), formats=("safetensors",))
     return path
+
+
+@pytest.fixture(scope="session")
+def serve_url(serve_hf_dir):
+    """The URL of ``liquid-jax serve`` on a free port, run as a user would run it."""
+    cmd = [sys.executable, "-c", "from liquid_jax.cli import run; run()", "serve"]
+    cmd += [f"--hf_dir={serve_hf_dir}", f"--vqgan={serve_hf_dir}/vqgan", "--port=0"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    lines, found = [], threading.Event()
+
+    def read():  # drains stderr so the server never blocks on a full pipe
+        for line in proc.stderr:
+            lines.append(line)
+            if "serve: listening on http://" in line:
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not found.wait(0.2):
+        assert proc.poll() is None, "".join(lines)[-3000:]
+        assert time.monotonic() < deadline, "serve did not start:\n" + "".join(lines)[-3000:]
+    url = re.search(r"listening on (http://\S+)", "".join(lines)).group(1)
+    assert url.startswith("http://127.0.0.1:")  # local only unless --host says otherwise
+    yield url
+    proc.terminate()
+    assert proc.wait(30) == 0, "".join(lines)[-3000:]
 
 
 def request(url: str, body: bytes | dict | None = None, content_type: str | None = None):

@@ -9,12 +9,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) 
 import base64
 import io
 import os
-import re
 import shutil
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 from PIL import Image
@@ -30,7 +25,7 @@ FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1000,1100",
+    "--window-size=1000,1260",
 ]
 
 
@@ -49,34 +44,7 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
 @pytest.fixture(scope="module")
-def served(serve_hf_dir):
-    """The URL of ``liquid-jax serve`` on a free port, run as a user would run it."""
-    cmd = [sys.executable, "-c", "from liquid_jax.cli import run; run()", "serve"]
-    cmd += [f"--hf_dir={serve_hf_dir}", f"--vqgan={serve_hf_dir}/vqgan", "--port=0"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    lines, found = [], threading.Event()
-
-    def read():  # drains stderr so the server never blocks on a full pipe
-        for line in proc.stderr:
-            lines.append(line)
-            if "serve: listening on http://" in line:
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not found.wait(0.2):
-        assert proc.poll() is None, "".join(lines)[-3000:]
-        assert time.monotonic() < deadline, "serve did not start:\n" + "".join(lines)[-3000:]
-    url = re.search(r"listening on (http://\S+)", "".join(lines)).group(1)
-    assert url.startswith("http://127.0.0.1:")  # local only unless --host says otherwise
-    yield url
-    proc.terminate()
-    assert proc.wait(30) == 0, "".join(lines)[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory, served):
+def browser(tmp_path_factory, serve_url):
     # deferred: the optional browser driver of the test extra
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -88,7 +56,7 @@ def browser(tmp_path_factory, served):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium_profile')}")
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.get(served)
+    driver.get(serve_url)
     yield driver
     driver.quit()
 

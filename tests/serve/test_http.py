@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from liquid_jax.errors import ConfigError
-from liquid_jax.serve import Limits, make_server
+from liquid_jax.serve import Limits, make_server, tasks
 from liquid_jax.serve.cli_serve import run_serve
 from tests.serve.conftest import finish, request
 
@@ -186,3 +186,19 @@ def test_serve_command_errors(serve_hf_dir):
         busy.listen()
         with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1"):
             run_serve(hf_dir=serve_hf_dir, port=busy.getsockname()[1])
+
+
+def test_t2i_progress_is_reported_after_every_chunk(serve_sampler):
+    reports = []
+    settings = dict(num_samples=3, batch_size=2, seed=0)  # two batches, as compiled above
+    out = tasks.run_t2i(serve_sampler, "w7", (4, 4), settings, lambda *r: reports.append(r))
+    assert len(out["images"]) == 3
+    # 16 steps a batch in chunks of 1 (16 / CHUNKS), the first step drawn by the prefill.
+    assert reports == [(b * 16 + s, 32) for b in range(2) for s in range(2, 17)]
+
+
+def test_the_serve_command_answers_over_http(serve_url, serve_sampler):
+    status, info = request(serve_url + "/api/info")
+    assert status == 200 and info["image_size"] == [16, 16]
+    job = submit(serve_url, "/api/chat", dict(message="w2 w9", max_new_tokens=6))
+    assert job["result"]["text"] == serve_sampler.text(["w2 w9"], chat=True, max_new_tokens=6)[0]
