@@ -13,11 +13,13 @@ a page of plain HTML and JavaScript, and a small JSON API over one ``JobQueue``.
 A request is checked before it is queued: a bad field or upload is answered 400 with
 ``{"error": message}``, a body over ``Limits.max_body_bytes`` 413 (unread), a full queue
 503. Handler threads only parse and poll; the queue's one worker thread runs the model.
-Static files come from a fixed table: no part of a URL is ever used as a path.
+Static files come from a fixed table: no part of a URL is ever used as a path. Served on
+a loopback address, a request whose ``Host`` is not a loopback name is refused (403).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import urllib.parse
@@ -57,6 +59,13 @@ def byte_size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class App:
@@ -115,7 +124,22 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- requests ----------------------------------------------------------------------
 
+    def _host_refused(self) -> bool:
+        """On a loopback address, a request must name a loopback host: a web page
+        elsewhere that re-points its own name at 127.0.0.1 (DNS rebinding) is answered
+        403. Answers and returns True when refused."""
+        if not is_loopback(self.server.server_address[0]):
+            return False
+        host = urllib.parse.urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+        if host == "localhost" or is_loopback(host):
+            return False
+        self.close_connection = True
+        self._error(HTTPStatus.FORBIDDEN, f"host {host!r} is not this machine's loopback")
+        return True
+
     def do_GET(self):
+        if self._host_refused():
+            return
         url = urllib.parse.urlsplit(self.path)
         if url.path in STATIC:
             self._send(HTTPStatus.OK, self.app.static[url.path], STATIC[url.path][1])
@@ -134,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_POST(self):
+        if self._host_refused():
+            return
         url = urllib.parse.urlsplit(self.path)
         body = self._read_body()
         if body is None:

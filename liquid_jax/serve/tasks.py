@@ -94,7 +94,8 @@ def run_t2i(sampler: Sampler, prompt: str, grid, settings: dict, report) -> dict
     out = sampler.t2i(
         prompt, grid=grid, chunk=_chunk(grid[0] * grid[1]), progress=report, **settings
     )
-    return dict(images=[png_data_url(image) for image in out.images], prompt=prompt)
+    images = [png_data_url(image) for image in out.images]
+    return dict(images=images, prompt=prompt, seed=settings["seed"])
 
 
 # -- image to text ---------------------------------------------------------------------

@@ -117,5 +117,10 @@ def test_chat_message_gets_a_reply_then_screenshot(browser, tmp_path):
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#chat-log p.model"))
     assert by_id(browser, "chat-status").text.startswith("done in")
     target = os.environ.get("LIQUID_SERVE_SCREENSHOT")
-    if target:
+    if target:  # the whole page: the window grown to the document's height first
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            dict(width=1000, height=height, deviceScaleFactor=1, mobile=False),
+        )
         assert browser.save_screenshot(os.path.abspath(target))

@@ -5,6 +5,8 @@ import base64
 import io
 import socket
 import threading
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -62,6 +64,13 @@ def test_page_info_and_unknown_paths(base):
     for path in ("/../setup.py", "/static/page.html", "/api/jobs/../../setup.py", "/api/jobs/x"):
         status, answer = request(base + path)
         assert status == 404 and "error" in answer, path
+    # Another site's name pointed at 127.0.0.1 (DNS rebinding) is refused.
+    req = urllib.request.Request(base + "/api/info", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError, match="403"):
+        urllib.request.urlopen(req, timeout=30)
+    req = urllib.request.Request(base + "/", headers={"Host": "localhost"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        assert response.status == 200
 
 
 def test_t2i_returns_the_samplers_images_as_pngs(base, serve_sampler):
@@ -143,7 +152,7 @@ def test_oversized_body_is_refused(server, base):
         ("Transfer-Encoding: chunked", b"HTTP/1.1 411 "),
     ]:
         with socket.create_connection((host, port), timeout=30) as raw:
-            raw.sendall(f"POST /api/i2t HTTP/1.1\r\nHost: x\r\n{headers}\r\n\r\n".encode())
+            raw.sendall(f"POST /api/i2t HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n\r\n".encode())
             assert raw.recv(4096).startswith(answer)
 
 

@@ -96,9 +96,14 @@ $("t2i-form").addEventListener("submit", (event) => {
   submit("t2i", "/api/t2i", json(request), "image tokens", (result) => {
     for (const [i, src] of result.images.entries()) {
       const img = document.createElement("img");
+      img.addEventListener("load", () => img.classList.toggle("small", img.naturalWidth < 128));
       img.src = src;
       img.alt = `${result.prompt} (${i + 1})`;
-      $("t2i-images").append(img);
+      const link = document.createElement("a"); // click to save the PNG
+      link.href = src;
+      link.download = `liquid_seed${result.seed}_${i + 1}.png`;
+      link.append(img);
+      $("t2i-images").append(link);
     }
   });
 });
