@@ -129,6 +129,7 @@ class JobQueue:
         with job._lock:
             job.result, job.status, job.error = result, status, error
             job.finished = time.monotonic()
+            job.fn = None  # frees what the request held (an uploaded image)
         with self._lock:
             self._pending.remove(job.id)
             self._finished.append(job.id)

@@ -16,6 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from liquid_jax.data.images import resize_center_crop
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.api import Sampler
@@ -114,7 +115,9 @@ def parse_i2t(upload: bytes, query: dict, sampler: Sampler, limits: Limits):
     new = fields.number(
         "max_new_tokens", text_tokens(sampler, limits), 1, limits.max_new_tokens, True
     )
-    image = read_upload(upload, limits)
+    # Cropped now as the sampler would (a no-op for it then): a queued job holds a
+    # VQGAN-sized image, not a 16-megapixel upload.
+    image = resize_center_crop(read_upload(upload, limits), sampler.vqgan.config.resolution)
     return functools.partial(run_i2t, sampler, image, question, new)
 
 

@@ -87,7 +87,7 @@ def test_t2i_returns_the_samplers_images_as_pngs(base, serve_sampler):
 
 
 def test_i2t_and_vqa_return_the_samplers_text(base, serve_sampler):
-    upload = png_bytes()
+    upload = png_bytes((40, 24))  # cropped to the VQGAN's 16x16 as the sampler does
     job = submit(base, "/api/i2t?max_new_tokens=6", upload, "image/png")
     image = Image.open(io.BytesIO(upload))
     assert job["result"]["text"] == serve_sampler.i2t([image], max_new_tokens=6)[0]
