@@ -38,6 +38,7 @@ setup(
         "tensorboardX",
         "matplotlib",
         "pyyaml",
+        "jinja2>=3.1",  # chat templates of HF tokenizers
     ],
     extras_require={
         "torch": TORCH,
