@@ -13,6 +13,7 @@ end of turn (``<end_of_turn>``, ``<|im_end|>``, ``<|eot_id|>``). Only text ids a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +30,10 @@ MAX_NEW_TOKENS = 128  # Liquid's I2T / VQA evaluation limit; also our text defau
 IMAGE_SLOT = "\ue000"
 # Tokens that end a turn in the families' templates (Gemma, ChatML, Llama-3, Phi).
 TURN_ENDS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
+# Template tokens taken by name from the rendered text (as HF splits out its added
+# tokens) rather than left to the model: a SentencePiece control piece is not parsed.
+TEMPLATE_TOKENS = (*TURN_ENDS, "<start_of_turn>", "<|im_start|>", "<|start_header_id|>",
+                   "<|end_header_id|>", "<|begin_of_text|>", "<|endoftext|>")  # fmt: skip
 
 
 def _template_tokens(tokenizer: TextTokenizer) -> dict[str, str]:
@@ -70,9 +75,14 @@ def _templated_chat(tokenizer, layout, template, messages, add_generation_prompt
             f"chat: the tokenizer's chat template shows {len(pieces) - 1} of the "
             f"{len(images)} images (it drops or repeats message content)"
         )
+    names = {*TEMPLATE_TOKENS, *_template_tokens(tokenizer).values()}
+    named = {n: tokenizer.token_to_id(n) for n in names if n}
+    named = {n: i for n, i in named.items() if i is not None}
+    split = re.compile("(" + "|".join(map(re.escape, sorted(named, key=len, reverse=True))) + ")")
     ids: list[int] = []
     for i, piece in enumerate(pieces):
-        ids += tokenizer.encode(piece) if piece else []
+        for part in split.split(piece) if named else [piece]:
+            ids += [named[part]] if part in named else tokenizer.encode(part) if part else []
         if i < len(images):
             ids += _image_ids(layout, images[i])
     return ids

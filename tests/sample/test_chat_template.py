@@ -6,11 +6,13 @@ turn tokens, ``trim``, whitespace control); the conversations have several turns
 an image in a user turn becomes ``<boi>{codes}<eoi>`` where transformers puts the
 placeholder text ``<boi><eoi>``.
 
-Mutations tried: rendering without ``trim_blocks`` / ``lstrip_blocks`` (Llama-3 fails);
-the image block put after the text (the image cases fail); Gemma's fallback dropping the
-``\\n`` after ``<end_of_turn>`` (the fallback case fails).
+Mutations tried: rendering without ``trim_blocks`` / ``lstrip_blocks`` (2 cases fail);
+the image slot put after the turn's text instead of before it (3 cases fail); template
+tokens left to the tokenizer instead of taken by name (the SentencePiece and fallback
+cases fail).
 """
 
+import json
 import os
 
 import numpy as np
@@ -22,6 +24,7 @@ from liquid_jax.data.formats import vqa_prompt
 from liquid_jax.data.tokenizers.base import vocab_layout
 from liquid_jax.data.tokenizers.chat import read_chat_template
 from liquid_jax.data.tokenizers.load import load_tokenizer
+from liquid_jax.data.tokenizers.sp_train import train_sentencepiece
 from liquid_jax.errors import InputError
 from liquid_jax.sample.decode_loop import DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import left_pad
@@ -142,12 +145,28 @@ def test_an_image_goes_where_the_template_puts_the_user_content(family):
     assert chat_ids(ours, layout, ours_msgs).tolist() == want
 
 
+def test_gemma_sentencepiece_control_tokens_are_taken_by_name(tmp_path):
+    """Gemma's own tokenizer kind: ``<bos>`` is a SentencePiece control piece, which
+    SentencePiece does not parse in text; transformers and we both take it by name."""
+    train_sentencepiece(CORPUS * 3, 300, str(tmp_path))
+    config_path = tmp_path / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "chat_template": GEMMA}))
+    ours, hf = load_tokenizer(str(tmp_path)), transformers.AutoTokenizer.from_pretrained(tmp_path)
+    layout = vocab_layout(ours, CODES)
+    assert chat_ids(ours, layout, CONVERSATION).tolist() == _hf_ids(hf, CONVERSATION)
+    codes = np.arange(CODES, dtype=np.int32).reshape(4, 4)
+    hf_msgs = [{**CONVERSATION[0], "content": "<boi><eoi>\n" + CONVERSATION[0]["content"]}]
+    want = _hf_ids(hf, hf_msgs)
+    i = want.index(layout.boi_id) + 1
+    want[i:i] = (codes.reshape(-1) + layout.image_offset).tolist()
+    assert chat_ids(ours, layout, [{**CONVERSATION[0], "image": codes}]).tolist() == want
+
+
 def test_templates_are_read_from_tokenizer_config_and_jinja_files(tmp_path):
     _save(str(tmp_path), "qwen2.5")
     assert os.path.exists(tmp_path / "chat_template.jinja")
     assert read_chat_template(str(tmp_path)) == CHATML
-    import json
-
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     config["chat_template"] = [{"name": "tool_use", "template": "x"},
                                {"name": "default", "template": GEMMA}]  # fmt: skip
@@ -165,7 +184,7 @@ def _greedy_reference(sampler, prompt, stops, n):
     return sampler.tokenizer.decode(cut_at_stop(out.tokens[0], stops))
 
 
-def test_fallback_is_gemma_as_liquid_formats_write_it(sampler):
+def test_fallback_is_gemma_as_liquid_formats_write_it(sampler, monkeypatch):
     tok, layout = sampler.tokenizer, sampler.layout
     assert getattr(tok, "chat_template", None) is None
     codes = np.arange(16, dtype=np.int32).reshape(4, 4)
@@ -178,6 +197,9 @@ def test_fallback_is_gemma_as_liquid_formats_write_it(sampler):
     want = [layout.bos_id, start, unk, *image, w("w3"), w("w4"), end, start, unk, w("w5"), end,
             start, unk, w("w6"), end, start, unk]  # fmt: skip
     assert chat_ids(tok, layout, turns).tolist() == want  # "user" / "model" are <unk> here
+    # Gemma's own template gives the same ids (its tokens taken by name).
+    monkeypatch.setattr(tok, "chat_template", GEMMA)
+    assert chat_ids(tok, layout, turns).tolist() == want
 
 
 def test_sampler_chat_answers_a_multi_turn_conversation_with_an_image(sampler):

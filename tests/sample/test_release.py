@@ -9,9 +9,10 @@ loops written here over transformers (full forward per token, no cache, float32)
 greedy text, greedy captions and guided T2I codes with top-k 1 are equal token for
 token, decoded pixels within 1e-3.
 
-Mutations tried: the layout's image offset off by one (text and T2I fail); CFG feeding
-the unconditional row its own argmax (T2I fails); ``<boi>`` / ``<eoi>`` swapped in the
-caption prompt (I2T fails).
+Mutations tried: the unconditional rows fed their own previous token (both T2I tests
+fail); ``<boi>`` / ``<eoi>`` swapped in the caption prompt (the caption test fails); the
+released layout's image offset one higher (loading fails: 63 image codes against the
+VQGAN's 64).
 """
 
 import dataclasses
