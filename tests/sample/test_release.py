@@ -207,3 +207,13 @@ def test_errors_name_what_does_not_fit(release, tmp_path):
             load_for_sampling(hf_dir=str(bad))
     with pytest.raises(InputError, match="neither <boi>/<eoi>/<unconditional> nor <x>/<y>/<z>"):
         load_for_sampling(hf_dir=model_dir, special_tokens=("<x>", "<y>", "<z>"))
+
+
+def test_a_liquid_vocab_json_wins_over_the_derived_layout(release, tmp_path):
+    _, _, model_dir, _, _ = release
+    copy = tmp_path / "with_layout"
+    shutil.copytree(model_dir, copy)
+    layout = load_for_sampling(hf_dir=model_dir).layout
+    dataclasses.replace(layout, text_vocab_size=72, num_image_codes=32).save(str(copy))
+    got = load_for_sampling(hf_dir=str(copy)).layout
+    assert (got.text_vocab_size, got.num_image_codes, got.boi_id) == (72, 32, BOI)
