@@ -39,6 +39,7 @@ setup(
         "tensorboardX",
         "matplotlib",
         "pyyaml",
+        "jinja2>=3.1",  # chat templates of HF tokenizers
     ],
     extras_require={
         "torch": TORCH,

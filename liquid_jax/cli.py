@@ -59,11 +59,20 @@ flags.DEFINE_float(
     "sample: t2i guidance only among codes of conditional probability >= this times the "
     "best one's (0: plain guidance, the reference).",
 )
-flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
+flags.DEFINE_bool(
+    "chat", False, "sample text: a user turn of the tokenizer's chat template (else Gemma's)."
+)
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
 flags.DEFINE_integer("port", 8080, "serve: TCP port (0: any free port).")
 flags.DEFINE_string("host", "127.0.0.1", "serve: address to listen on (0.0.0.0: every machine).")
+flags.DEFINE_enum(
+    "dtype", None, ["bfloat16", "float32"], "sample: weights and compute (CPU f32, else bf16)."
+)
+flags.DEFINE_string("mesh", None, "sample: shard the model over devices, e.g. tensor=8.")
+flags.DEFINE_string("boi_token", "<unused0>", "sample: the tokenizer's <boi> (no liquid_vocab).")
+flags.DEFINE_string("eoi_token", "<unused1>", "sample: the tokenizer's <eoi> (no liquid_vocab).")
+flags.DEFINE_string("uncond_token", "<unused2>", "sample: its <unconditional> token.")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
 
 
@@ -147,6 +156,9 @@ def _sample() -> None:
         chat=FLAGS.chat,
         size_prefix=FLAGS.size_prefix,
         batch_size=FLAGS.sample_batch,
+        dtype=FLAGS.dtype,
+        mesh=FLAGS.mesh,
+        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
     )
     logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
 

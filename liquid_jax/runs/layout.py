@@ -49,3 +49,10 @@ def is_train_workdir(path: str) -> bool:
 def is_hf_liquid_dir(path: str) -> bool:
     """An HF model with Liquid's vocabulary layout, as ``import-hf`` and ``export`` write."""
     return fileio.isfile(fileio.join(path, HF_CONFIG)) and fileio.isfile(fileio.join(path, VOCAB))
+
+
+def is_hf_model_dir(path: str) -> bool:
+    """An HF causal LM with its tokenizer (e.g. a released Liquid model as downloaded)."""
+    return fileio.isfile(fileio.join(path, HF_CONFIG)) and any(
+        fileio.isfile(fileio.join(path, name)) for name in ("tokenizer.model", "tokenizer.json")
+    )

@@ -4,6 +4,7 @@
     out = sampler.t2i(["a red circle"], num_samples=4)          # out.images: uint8[4, H, W, 3]
     sampler.i2t(["cat.png"])                                    # ["a cat on a mat"]
     sampler.i2t(["cat.png"], "What animal is this?")            # VQA (chat turn)
+    sampler.chat([{"role": "user", "content": "Hi", "image": "cat.png"}])  # multi-turn
     sampler.text(["Once upon a time"], max_new_tokens=64)
 
 Every input is checked (empty prompts, unreadable images, prompts or grids beyond the
@@ -270,3 +271,62 @@ class Sampler:
         ids = np.arange(len(rows))
         tokens = self._run(rows, ids, seed, spec, params, batch_size, chunk, progress)
         return text_lib.decode_rows(self.tokenizer, tokens, stops)
+
+    def chat(
+        self,
+        conversations: Sequence[dict] | Sequence[Sequence[dict]],
+        *,
+        max_new_tokens: int = text_lib.MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        image_size: int | tuple[int, int] | None = None,
+        batch_size: int | None = None,
+        chunk: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """The model's next turn in each conversation (one, or a list of them).
+
+        A conversation is a list of ``{"role": "system" | "user" | "assistant",
+        "content": str}``; a message may carry ``"image"`` (a path, PIL image or array,
+        read as in ``i2t``), shown as ``<boi>{codes}<eoi>`` before its text. Rendered
+        with the tokenizer's chat template (``text.chat_ids``); greedy unless
+        ``temperature > 0``.
+        """
+        if conversations and isinstance(conversations[0], dict):
+            conversations = [conversations]
+        if not conversations:
+            raise InputError("chat: no conversations given")
+        encoded = []
+        for c, conversation in enumerate(conversations):
+            messages = [
+                {**m, "image": self._image_codes(m["image"], image_size, f"{c}.{i}")}
+                if isinstance(m, dict) and m.get("image") is not None
+                else m
+                for i, m in enumerate(conversation)
+            ]
+            encoded.append(text_lib.chat_ids(self.tokenizer, self.layout, messages))
+        check_fits(encoded, int(max_new_tokens), self.context, "chat")
+        stops = text_lib.chat_stop_ids(self.tokenizer, self.layout)
+        spec, params = text_lib.text_decode_spec(
+            self.layout,
+            stops,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+        )
+        rows = [[e] for e in encoded]
+        tokens = self._run(rows, np.arange(len(rows)), seed, spec, params, batch_size, chunk,
+                           progress)  # fmt: skip
+        return text_lib.decode_rows(self.tokenizer, tokens, stops)
+
+    def _image_codes(self, image, image_size, where: str) -> np.ndarray:
+        """One image (as ``i2t`` reads them) -> its codes int32[h, w]."""
+        if self.vqgan is None:
+            raise InputError(f"chat: message {where} has an image but no VQGAN is loaded")
+        size = image_size or self.vqgan.config.resolution
+        pixels = i2t_lib.load_pixels(image, size)
+        check_image_shape((1, *pixels.shape), self.vqgan.config)
+        return np.asarray(encode_images(self.vqgan, pixels[None], self.decoder.mesh))[0]

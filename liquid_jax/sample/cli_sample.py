@@ -3,6 +3,14 @@
     liquid-jax sample --workdir DIR --task t2i --prompt "a red circle" --out OUT
     liquid-jax sample --hf_dir D --vqgan V --task i2t --image cat.png [--prompt "Q?"] --out OUT
     liquid-jax sample --workdir DIR --task text --prompt @prompts.txt --out OUT
+    liquid-jax sample --hf_dir Liquid_V1_7B --vqgan chameleon/ --mesh tensor=8 ...  # as released
+
+``--dtype bfloat16|float32`` (default: float32 on CPU, bfloat16 on accelerators) casts
+the weights once at load; ``--mesh AXIS=N,...`` shards the model over devices
+(``parallel.MeshConfig.parse``). A directory without ``liquid_vocab.json`` (the released
+model) takes its layout from its tokenizer and ``config.json``; ``--boi_token``,
+``--eoi_token``, ``--uncond_token`` name its special tokens when they are not
+``<unused0..2>``.
 
 ``--prompt @FILE`` reads one prompt per line. T2I writes ``OUT/sample_000.png``...,
 ``OUT/grid.png``, ``OUT/codes.npy`` (int32[N, h, w]) and ``OUT/samples.jsonl``; I2T and
@@ -91,6 +99,9 @@ def run_sample(
     size_prefix: bool = False,
     batch_size: int = 8,
     chunk: int = CHUNK,
+    dtype: str | None = None,
+    mesh: str | None = None,
+    special_tokens: tuple[str, str, str] | None = None,
     sampler=None,
 ) -> list[str]:
     """Runs one ``sample`` command; returns the files written. ``sampler`` skips loading.
@@ -110,7 +121,14 @@ def run_sample(
         grid = t2i_lib.parse_grid(grid)
     if sampler is None:
         sampler = load_for_sampling(
-            workdir, hf_dir=hf_dir, vqgan=vqgan, size_prefix=size_prefix, batch_size=batch_size
+            workdir,
+            hf_dir=hf_dir,
+            vqgan=vqgan,
+            size_prefix=size_prefix,
+            batch_size=batch_size,
+            dtype=dtype,
+            mesh=mesh,
+            special_tokens=special_tokens,
         )
     fileio.makedirs(out)
     if task == "t2i":

@@ -182,10 +182,22 @@ def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_i
     return _record(spec, ds, _choose(spec, params, logits[:, 0, lo:hi], keys, ds.step))
 
 
+def _vocab_sharded(head_dv: jax.Array) -> jax.Array:
+    """The head's columns for the drawn range (T2I: the image codes) split over the
+    vocabulary's mesh axes, as the whole table is: each device computes the logits of
+    its share of the codes in every step (none of it gathered or repeated)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return head_dv
+    spec = logical_to_mesh(("embed", "vocab"), mesh.axis_names)
+    return jax.lax.with_sharding_constraint(head_dv, fit_spec(spec, head_dv.shape, mesh))
+
+
 def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
     """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
     # Loop invariants, taken outside the loop so that no step copies weights.
     weights = nnx.merge(graphdef, state).decode_weights(spec.token_range)
+    weights = weights.replace(head=_vocab_sharded(weights.head))
 
     def body(ds):
         # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
