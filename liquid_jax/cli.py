@@ -34,6 +34,7 @@ from liquid_jax.errors import ConfigError, PathNotFoundError, is_user_error
 from liquid_jax.parallel import initialize_distributed
 
 FLAGS = flags.FLAGS
+_ABSL_FLAGS = frozenset(FLAGS)  # absl's own (logging, verbosity): every command takes them
 
 config_flags.DEFINE_config_file("config", None, "ml_collections config file[:arg].")
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, outputs.")
@@ -44,7 +45,12 @@ flags.DEFINE_enum("task", "t2i", ["t2i", "i2t", "text"], "sample: what to genera
 flags.DEFINE_string("prompt", None, "sample: caption (t2i), question (i2t) or text prompt.")
 flags.DEFINE_string("image", None, "sample: input image for i2t.")
 flags.DEFINE_integer("num_samples", 4, "sample: samples per prompt.")
-flags.DEFINE_float("cfg", 7.0, "sample: classifier-free guidance scale (t2i).")
+flags.DEFINE_float(
+    "cfg",
+    None,
+    "sample: classifier-free guidance scale (t2i; default: the "
+    "run's evaluated scale in run_info.json, else 7.0; 1: off).",
+)
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("vqgan", None, "sample: taming VQGAN checkpoint (dir, .yaml, .ckpt).")
 flags.DEFINE_string("grid", None, "sample t2i: code grid HxW (default: VQGAN resolution/16).")
@@ -54,14 +60,34 @@ flags.DEFINE_integer("top_k", None, "sample: top-k (t2i 4096; text off).")
 flags.DEFINE_float("top_p", None, "sample: top-p (t2i 0.96; text off).")
 flags.DEFINE_float(
     "cfg_min_p",
-    0.0,
+    None,
     "sample: t2i guidance only among codes of conditional probability >= this times the "
-    "best one's (0: plain guidance, the reference).",
+    "best one's (default: the run's evaluated value, else 0: plain guidance).",
 )
 flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
+flags.DEFINE_bool("dry_run", False, "train: check the config's paths (and devices), then stop.")
+flags.DEFINE_enum("expect_platform", None, ["cpu", "gpu", "tpu"],
+                  "train: stop unless JAX sees devices of this platform.")  # fmt: skip
+flags.DEFINE_bool("allow_nonstock_vqgan", False,
+                  "export: write a VQGAN stock PyTorch encoders cannot reproduce, documented "
+                  "in the export's README.")  # fmt: skip
+
+# The flags each command reads (beside --debug and absl's own); any other is refused.
+_SAMPLE_FLAGS = ("workdir", "hf_dir", "out", "task", "prompt", "image", "num_samples", "cfg",
+                 "seed", "vqgan", "grid", "max_new_tokens", "temperature", "top_k", "top_p",
+                 "cfg_min_p", "chat", "size_prefix", "sample_batch")  # fmt: skip
+COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
+    "demo": ("config", "workdir"),
+    "train-vqgan": ("config", "workdir"),
+    "encode-images": ("config", "workdir"),
+    "train": ("config", "workdir", "dry_run", "expect_platform"),
+    "sample": _SAMPLE_FLAGS,
+    "import-hf": ("hf_dir", "out", "image_codes"),
+    "export": ("workdir", "out", "allow_nonstock_vqgan"),
+}
 
 
 def _require(*names: str) -> None:
@@ -84,7 +110,7 @@ def _export() -> None:
     # this command's stage only (start-up time; see the module docstring)
     from liquid_jax.runs.export_run import export_run
 
-    export_run(FLAGS.workdir, FLAGS.out)
+    export_run(FLAGS.workdir, FLAGS.out, allow_nonstock_vqgan=FLAGS.allow_nonstock_vqgan)
     logging.info("wrote %s", FLAGS.out)
 
 
@@ -101,10 +127,18 @@ def _train() -> None:
     _require("config", "workdir")
     # this command's stage only (start-up time; see the module docstring)
     from liquid_jax.train.loop import train
+    from liquid_jax.train.validate import check_config, check_platform
 
+    if FLAGS.dry_run:  # one process alone: no jax.distributed, nothing compiled
+        check_config(FLAGS.config, FLAGS.workdir)
+        devices = check_platform(FLAGS.expect_platform)
+        print(f"liquid-jax train: dry run: the config's paths exist; {devices}")
+        return
     initialize_distributed()
+    check_platform(FLAGS.expect_platform)
     metrics = train(FLAGS.config, FLAGS.workdir)
-    logging.info("train: last metrics %s", metrics)
+    if metrics:  # {}: already at total_steps (train said so)
+        logging.info("train: last metrics %s", metrics)
 
 
 def _encode_images() -> None:
@@ -168,7 +202,29 @@ COMMANDS: dict[str, Callable[[], None]] = {
 
 
 def _usage() -> str:
-    return (__doc__ or "") + "\ncommands: " + ", ".join(COMMANDS) + "\n"
+    lines = [__doc__ or "", "commands and their flags (all take --debug):"]
+    for command in COMMANDS:
+        lines.append(f"\n  {command}")
+        for name in COMMAND_FLAGS.get(command, ()):
+            flag = FLAGS[name]
+            default = "" if flag.default in (None, "", False) else f" (default {flag.default})"
+            lines.append(f"    --{name}: {flag.help}{default}")
+    return "\n".join(lines) + "\n"
+
+
+def check_command_flags(command: str) -> None:
+    """Refuses a flag of this file that ``command`` does not read (absl accepts every
+    defined flag anywhere, so ``train --prompt x`` would be silently ignored)."""
+    allowed = COMMAND_FLAGS.get(command)
+    if allowed is None:
+        return
+    for name in sorted(set(FLAGS) - _ABSL_FLAGS):
+        base = name.split(".")[0]  # --config.a.b overrides belong to --config
+        if FLAGS[name].present and base not in allowed and base != "debug":
+            raise ConfigError(
+                f"--{name} is not a flag of {command} (its flags: "
+                f"{', '.join('--' + f for f in allowed)}, --debug)"
+            )
 
 
 def _config_spec(argv: list[str]) -> str | None:
@@ -297,6 +353,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
     def main(_):
+        check_command_flags(command)
         COMMANDS[command]()
 
     try:
