@@ -99,7 +99,7 @@ def test_real_base_example_imports_and_trains(stand_ins, tmp_path):
     assert train[:2] == ["liquid-jax", "train"]
     paths = {**stand_ins, "gs://BUCKET/run": str(tmp_path / "run")}
     argv = _substitute(train, paths)
-    config = next(i for i, a in enumerate(argv) if a.startswith("--config="))
+    config = argv.index("--config") + 1  # README: `--config FILE:ARG`
     argv[config] += ",runlocal"  # 512 x 8 tokens a step
     done = _run([*argv, "--config.total_steps=2", "--config.eval_every_steps=0"])
     assert done.returncode == 0, done.stderr[-3000:]

@@ -21,7 +21,7 @@ from liquid_jax.data.pipeline.config import PipelineConfig
 from liquid_jax.data.pipeline.dataset import make_iterator, to_global_batch
 from liquid_jax.errors import UserError
 from liquid_jax.models import Transformer
-from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
+from liquid_jax.parallel import MeshConfig, any_process, axis_rules, barrier, make_mesh
 from liquid_jax.progress import Progress
 from liquid_jax.runs.layout import TOKENIZER
 from liquid_jax.runs.trained_model import trained_tasks, write_run_info
@@ -196,9 +196,10 @@ def _train(config, workdir: str, iterator_fn, preempt: PreemptionGuard) -> dict[
                 last = writer.write_scalars(done, values)
                 window, t_window = [], time.perf_counter()
                 progress.update(done, f"loss {last['loss']:.4f} {last['tokens_per_s']:.0f} tok/s")
-                # From the step's global (replicated) metrics: every process sees the
-                # same count at the same logged step, so all raise together.
-                if last["nonfinite_in_a_row"] >= train_cfg.max_nonfinite_steps:
+                # The count comes from the step's replicated metrics, the same on every
+                # process; the vote makes "all raise at this step" hold by construction.
+                nonfinite = last["nonfinite_in_a_row"] >= train_cfg.max_nonfinite_steps
+                if any_process(nonfinite, f"liquid_nonfinite_{done}"):
                     ckpt.close()
                     raise NonFiniteError(
                         f"{int(last['nonfinite_in_a_row'])} non-finite steps in a row at step "

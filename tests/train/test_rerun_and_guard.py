@@ -6,8 +6,10 @@ import logging
 import os
 import signal
 
+import pytest
+
 from configs.smoke import get_config as smoke_config
-from liquid_jax.train.loop import train
+from liquid_jax.train.loop import NonFiniteError, train
 from liquid_jax.train.preemption import PreemptionGuard
 
 
@@ -34,3 +36,14 @@ def test_one_process_stops_on_its_own_sigterm():
         os.kill(os.getpid(), signal.SIGTERM)
         assert guard.requested and guard.should_stop(2)
     assert signal.getsignal(signal.SIGTERM) != guard._handle
+
+
+def test_the_nonfinite_abort_stops_at_the_logged_step(tmp_path):
+    """``max_nonfinite_steps=0``: the first logged step counts as too many (the vote of one
+    process is its own count), and the error is a user error naming the step."""
+    config = smoke_config("steps=4")
+    config.log_every_steps, config.eval_every_steps = 1, 0
+    config.train.max_nonfinite_steps = 0
+    with pytest.raises(NonFiniteError, match="0 non-finite steps in a row at step 1;"):
+        train(config, str(tmp_path))
+    assert not (tmp_path / "checkpoints" / "1").exists()
