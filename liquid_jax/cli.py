@@ -34,7 +34,6 @@ from liquid_jax.errors import ConfigError, PathNotFoundError, is_user_error
 from liquid_jax.parallel import initialize_distributed
 
 FLAGS = flags.FLAGS
-_ABSL_FLAGS = frozenset(FLAGS)  # absl's own (logging, verbosity): every command takes them
 
 config_flags.DEFINE_config_file("config", None, "ml_collections config file[:arg].")
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, outputs.")
@@ -214,13 +213,16 @@ def _usage() -> str:
 
 def check_command_flags(command: str) -> None:
     """Refuses a flag of this file that ``command`` does not read (absl accepts every
-    defined flag anywhere, so ``train --prompt x`` would be silently ignored)."""
+    defined flag anywhere, so ``train --prompt x`` would be silently ignored). Flags of
+    libraries (absl logging, Grain, Orbax) pass."""
     allowed = COMMAND_FLAGS.get(command)
     if allowed is None:
         return
-    for name in sorted(set(FLAGS) - _ABSL_FLAGS):
-        base = name.split(".")[0]  # --config.a.b overrides belong to --config
-        if FLAGS[name].present and base not in allowed and base != "debug":
+    here = FLAGS.find_module_defining_flag("workdir")  # this file, however it was started
+    for name in sorted(FLAGS):
+        if not FLAGS[name].present or FLAGS.find_module_defining_flag(name) != here:
+            continue
+        if name not in allowed and name != "debug":
             raise ConfigError(
                 f"--{name} is not a flag of {command} (its flags: "
                 f"{', '.join('--' + f for f in allowed)}, --debug)"
