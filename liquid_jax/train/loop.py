@@ -79,7 +79,8 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     checkpoint it and return (``PreemptionGuard``); so does a NaN abort, which raises
     ``NonFiniteError`` on every process at the same step.
     """
-    check_config(config, workdir)
+    # A caller feeding its own batches (iterator_fn) may leave the data sources unset.
+    check_config(config, workdir, data=iterator_fn is make_iterator)
     # The handler is in place before the slow start (tokenizer, compile): a SIGTERM
     # then stops the run after its first step instead of killing it.
     with PreemptionGuard() as preempt:
