@@ -5,6 +5,7 @@
     liquid-jax encode-images --config F --workdir DIR
     liquid-jax train --config F --workdir DIR
     liquid-jax sample --workdir DIR --task t2i|i2t|text --prompt ... --out OUTDIR
+    liquid-jax serve --hf_dir D --vqgan V [--port 8080] [--host 127.0.0.1]
     liquid-jax import-hf --hf_dir D --out DIR [--image_codes N]
     liquid-jax export --workdir DIR --out D
 
@@ -66,6 +67,8 @@ flags.DEFINE_float(
 flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
+flags.DEFINE_integer("port", 8080, "serve: TCP port (0: any free port).")
+flags.DEFINE_string("host", "127.0.0.1", "serve: address to listen on (0.0.0.0: every machine).")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
 flags.DEFINE_bool("dry_run", False, "train: check the config's paths (and devices), then stop.")
 flags.DEFINE_enum("expect_platform", None, ["cpu", "gpu", "tpu"],
@@ -84,6 +87,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "encode-images": ("config", "workdir"),
     "train": ("config", "workdir", "dry_run", "expect_platform"),
     "sample": _SAMPLE_FLAGS,
+    "serve": ("workdir", "hf_dir", "vqgan", "host", "port", "grid", "size_prefix", "sample_batch"),
     "import-hf": ("hf_dir", "out", "image_codes"),
     "export": ("workdir", "out", "allow_nonstock_vqgan"),
 }
@@ -181,6 +185,22 @@ def _sample() -> None:
     logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
 
 
+def _serve() -> None:
+    # this command's stage only (start-up time; see the module docstring)
+    from liquid_jax.serve.cli_serve import run_serve
+
+    run_serve(
+        workdir=FLAGS.workdir,
+        hf_dir=FLAGS.hf_dir,
+        vqgan=FLAGS.vqgan,
+        host=FLAGS.host,
+        port=FLAGS.port,
+        grid=FLAGS.grid,
+        size_prefix=FLAGS.size_prefix,
+        batch_size=FLAGS.sample_batch,
+    )
+
+
 def _demo() -> None:
     _require("workdir")
     # this command's stage only (start-up time; see the module docstring)
@@ -195,6 +215,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "encode-images": _encode_images,
     "train": _train,
     "sample": _sample,
+    "serve": _serve,
     "import-hf": _import_hf,
     "export": _export,
 }
