@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -33,6 +34,8 @@ from liquid_jax.data.images import open_image
 from liquid_jax.errors import ConfigError, InputError, PathNotFoundError
 from liquid_jax.evals.grid import image_grid
 from liquid_jax.progress import Progress
+from liquid_jax.runs.layout import is_train_workdir
+from liquid_jax.runs.trained_model import read_run_info
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.loading import load_for_sampling
@@ -87,14 +90,14 @@ def run_sample(
     prompt: str | None = None,
     image: str | None = None,
     num_samples: int = 4,
-    cfg: float | None = t2i_lib.CFG_SCALE,
+    cfg: float | None = None,
     seed: int = 0,
     grid: str | None = None,
     max_new_tokens: int | None = None,
     temperature: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
-    cfg_min_p: float = 0.0,
+    cfg_min_p: float | None = None,
     chat: bool = False,
     size_prefix: bool = False,
     batch_size: int = 8,
@@ -106,7 +109,10 @@ def run_sample(
 ) -> list[str]:
     """Runs one ``sample`` command; returns the files written. ``sampler`` skips loading.
 
-    Cheap checks (task, prompts, image file) come first, then the model is loaded.
+    Cheap checks (task, prompts, image file) come first, then the model is loaded. T2I
+    settings left None come from the run's ``run_info.json`` (what it was evaluated with),
+    else the reference's (``cfg`` 7.0; ``cfg`` 1 turns guidance off). A task the run
+    never trained on gets a one-line warning on stderr.
     """
     if task not in TASKS:
         raise ConfigError(f"sample: --task={task!r}; use one of {TASKS}")
@@ -119,6 +125,14 @@ def run_sample(
         open_image(image)  # a missing or broken file fails here, before any loading
     if grid is not None:
         grid = t2i_lib.parse_grid(grid)
+    tasks, evaluated = run_settings(workdir)
+    warn_unseen_task(task, prompts, tasks)
+    evaluated = evaluated if task == "t2i" else {}
+    cfg = evaluated.get("cfg", t2i_lib.CFG_SCALE) if cfg is None else cfg
+    cfg_min_p = evaluated.get("cfg_min_p", 0.0) if cfg_min_p is None else cfg_min_p
+    temperature = evaluated.get("temperature") if temperature is None else temperature
+    top_k = evaluated.get("top_k") if top_k is None else top_k
+    top_p = evaluated.get("top_p") if top_p is None else top_p
     if sampler is None:
         sampler = load_for_sampling(
             workdir,
@@ -169,6 +183,34 @@ def run_sample(
         record["output"] = text
     logging.info("sample %s: %d outputs in %.1fs", task, len(texts), time.perf_counter() - t0)
     return _write_texts(out, records)
+
+
+# What each task a run may have trained is, for the warning before an unseen one.
+_TASK_WORDS = {
+    "t2i": "text-to-image (--task t2i)",
+    "i2t": "captioning (--task i2t without --prompt)",
+    "vqa": "questions about an image (--task i2t with --prompt: the VQA chat format)",
+    "text": "text (--task text)",
+}
+
+
+def run_settings(workdir: str | None) -> tuple[list[str] | None, dict]:
+    """``(tasks trained, T2I settings it was evaluated with)`` from a train workdir's
+    ``run_info.json``; ``(None, {})`` for an HF directory or a run that recorded none."""
+    if not workdir or not is_train_workdir(workdir):
+        return None, {}
+    info = read_run_info(workdir)
+    return info.get("tasks"), info.get("sampling", {}).get("t2i", {})
+
+
+def warn_unseen_task(task: str, prompts: list[str] | None, tasks: list[str] | None) -> None:
+    """One line on stderr when ``task`` (i2t with a question: VQA) is not in ``tasks``."""
+    asked = "vqa" if task == "i2t" and prompts else task
+    if tasks is None or asked in tasks:
+        return
+    trained = ", ".join(_TASK_WORDS[t] for t in tasks if t in _TASK_WORDS) or "no task"
+    print(f"liquid-jax sample: warning: this run never trained on {_TASK_WORDS[asked]}; "
+          f"it trained on {trained}. Expect poor output.", file=sys.stderr)  # fmt: skip
 
 
 def _token_progress(task: str, rows: int):

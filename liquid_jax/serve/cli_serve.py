@@ -16,6 +16,7 @@ import threading
 from absl import logging
 
 from liquid_jax.errors import ConfigError
+from liquid_jax.sample.cli_sample import run_settings
 from liquid_jax.sample.loading import load_for_sampling
 from liquid_jax.serve.limits import Limits
 from liquid_jax.serve.server import make_server
@@ -33,21 +34,36 @@ def run_serve(
     grid: str | None = None,
     size_prefix: bool = False,
     batch_size: int = 8,
+    dtype: str | None = None,
+    mesh: str | None = None,
+    special_tokens: tuple[str, str, str] | None = None,
     limits: Limits | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Loads the model, then serves until ``stop`` is set, SIGTERM or Ctrl-C."""
+    """Loads the model, then serves until ``stop`` is set, SIGTERM or Ctrl-C.
+
+    ``dtype``, ``mesh`` and ``special_tokens`` are ``load_for_sampling``'s (a released
+    model as downloaded, bf16 off CPU, sharded over devices).
+    """
     if not workdir and not hf_dir:
         raise ConfigError("serve needs --hf_dir (with --vqgan) or --workdir")
     if not 0 <= int(port) < 65536:
         raise ConfigError(f"serve: --port={port} must be in [0, 65535]")
     sampler = load_for_sampling(
-        workdir, hf_dir=hf_dir, vqgan=vqgan, size_prefix=size_prefix, batch_size=batch_size
+        workdir,
+        hf_dir=hf_dir,
+        vqgan=vqgan,
+        dtype=dtype,
+        mesh=mesh,
+        special_tokens=special_tokens,
+        size_prefix=size_prefix,
+        batch_size=batch_size,
     )
     if sampler.vqgan is None:
         logging.warning("serve: no VQGAN found; only chat works (pass --vqgan)")
     try:
-        server = make_server(sampler, host, int(port), limits or Limits(), grid)
+        _, evaluated = run_settings(workdir)  # the demo judged its images at CFG 3, not 7
+        server = make_server(sampler, host, int(port), limits or Limits(), grid, evaluated)
     except OSError as e:
         raise ConfigError(f"serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
     if host not in LOCAL_HOSTS:

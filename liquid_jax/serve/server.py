@@ -71,7 +71,7 @@ def is_loopback(host: str) -> bool:
 class App:
     """What every request shares: the sampler, its queue, the limits, the static files."""
 
-    def __init__(self, sampler: Sampler, limits: Limits | None = None, grid=None):
+    def __init__(self, sampler: Sampler, limits: Limits | None = None, grid=None, evaluated=None):
         limits = limits or Limits()
         self.sampler, self.limits = sampler, limits
         if grid is not None:
@@ -81,7 +81,8 @@ class App:
         self.grid = grid or (1, 1)
         self.queue = JobQueue(limits.max_queued, limits.max_kept)
         self.static = {url: (STATIC_DIR / name).read_bytes() for url, (name, _) in STATIC.items()}
-        self.info = json.dumps(tasks.defaults(sampler, limits, self.grid)).encode()
+        self.defaults = tasks.defaults(sampler, limits, self.grid, evaluated)
+        self.info = json.dumps(self.defaults).encode()
 
     def submit(self, kind: str, job_fn) -> dict:
         job = self.queue.submit(kind, job_fn)
@@ -205,7 +206,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _t2i(self, body: bytes, query):
         values = self._json_body(body, "t2i")
-        return tasks.parse_t2i(values, self.app.sampler, self.app.limits, self.app.grid)
+        return tasks.parse_t2i(
+            values, self.app.sampler, self.app.limits, self.app.grid, self.app.defaults["t2i"]
+        )
 
     def _i2t(self, body: bytes, query):
         values = {name: given[-1] for name, given in query.items()}
@@ -248,8 +251,9 @@ def make_server(
     port: int = 8080,
     limits: Limits | None = None,
     grid=None,
+    evaluated: dict | None = None,
 ) -> Server:
     """A ``Server`` bound to ``host:port`` (0: a free port; see ``Server.url``) for
-    ``sampler``, with ``limits`` (default ``Limits()``) and T2I ``grid`` (default: the
-    VQGAN's resolution)."""
-    return Server(App(sampler, limits, grid), host, port)
+    ``sampler``, with ``limits`` (default ``Limits()``), T2I ``grid`` (default: the
+    VQGAN's resolution) and T2I defaults ``evaluated`` (a run's recorded settings)."""
+    return Server(App(sampler, limits, grid, evaluated), host, port)

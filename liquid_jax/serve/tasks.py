@@ -32,15 +32,22 @@ def text_tokens(sampler: Sampler, limits: Limits) -> int:
     return max(1, min(TEXT_TOKENS, sampler.context // 2, limits.max_new_tokens))
 
 
-def defaults(sampler: Sampler, limits: Limits, grid: tuple[int, int]) -> dict:
-    """What the page shows before the first request: settings, sizes and caps."""
+def defaults(
+    sampler: Sampler, limits: Limits, grid: tuple[int, int], evaluated: dict | None = None
+) -> dict:
+    """What the page shows before the first request: settings, sizes and caps.
+
+    ``evaluated``: the T2I settings a train run recorded in ``run_info.json`` (its
+    evaluation's CFG scale, top-k, ...); they replace Liquid's defaults."""
     f = sampler.downsample
+    evaluated = evaluated or {}
     return dict(
         t2i=dict(
-            cfg=t2i_lib.CFG_SCALE,
-            temperature=t2i_lib.TEMPERATURE,
-            top_k=min(t2i_lib.TOP_K, sampler.layout.num_image_codes),
-            top_p=t2i_lib.TOP_P,
+            cfg=evaluated.get("cfg", t2i_lib.CFG_SCALE),
+            cfg_min_p=evaluated.get("cfg_min_p", 0.0),
+            temperature=evaluated.get("temperature", t2i_lib.TEMPERATURE),
+            top_k=min(evaluated.get("top_k", t2i_lib.TOP_K), sampler.layout.num_image_codes),
+            top_p=evaluated.get("top_p", t2i_lib.TOP_P),
             seed=0,
             num_images=min(4, limits.max_images),
         ),
@@ -72,15 +79,16 @@ def _chunk(total_steps: int) -> int:
 # -- text to image -------------------------------------------------------------------------
 
 
-def parse_t2i(values, sampler: Sampler, limits: Limits, grid: tuple[int, int]):
-    """JSON ``{prompt, cfg, temperature, top_k, top_p, seed, num_images}`` -> the job."""
+def parse_t2i(values, sampler: Sampler, limits: Limits, grid: tuple[int, int], d: dict):
+    """JSON ``{prompt, cfg, temperature, top_k, top_p, seed, num_images}`` -> the job;
+    ``d``: the server's T2I defaults (``defaults(...)["t2i"]``)."""
     if sampler.vqgan is None:
         raise RequestError("t2i: the server has no VQGAN loaded, so it cannot draw images")
     names = {"prompt", "cfg", "temperature", "top_k", "top_p", "seed", "num_images"}
     fields = Fields(values, "t2i", names)
-    d = defaults(sampler, limits, grid)["t2i"]
     settings = dict(
         cfg_scale=fields.number("cfg", d["cfg"], 1.0, 100.0),
+        cfg_min_p=d["cfg_min_p"],
         temperature=fields.number("temperature", d["temperature"], 0.0, 10.0),
         top_k=fields.number("top_k", d["top_k"], 0, sampler.layout.num_image_codes, True),
         top_p=fields.number("top_p", d["top_p"], 0.01, 1.0),

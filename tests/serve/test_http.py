@@ -86,6 +86,28 @@ def test_t2i_returns_the_samplers_images_as_pngs(base, serve_sampler):
     assert job["done"] == job["total"] == 16  # a 4x4 grid: 16 decode steps, all reported
 
 
+def test_a_runs_recorded_settings_are_the_t2i_defaults(serve_sampler):
+    """A train run's ``run_info.json`` settings (the demo judged at CFG 3 with guidance
+    among likely codes) replace Liquid's defaults: on the page and for a request
+    that leaves them out."""
+    evaluated = dict(cfg=3.0, cfg_min_p=0.2, temperature=1.0, top_k=10, top_p=1.0)
+    server = make_server(serve_sampler, port=0, limits=LIMITS, evaluated=evaluated).start()
+    try:
+        status, info = request(server.url + "/api/info")
+        assert status == 200 and info["t2i"]["cfg"] == 3.0 and info["t2i"]["top_k"] == 10
+        job = submit(server.url, "/api/t2i", dict(prompt="w1 w2", num_images=2, seed=5))
+    finally:
+        server.stop()
+    images = np.stack([decode_data_url(u) for u in job["result"]["images"]])
+    ref = serve_sampler.t2i(
+        "w1 w2", num_samples=2, cfg_scale=3.0, cfg_min_p=0.2, temperature=1.0, top_k=10,
+        top_p=1.0, seed=5,
+    )  # fmt: skip
+    np.testing.assert_array_equal(images, ref.images)
+    other = serve_sampler.t2i("w1 w2", num_samples=2, seed=5)  # Liquid's CFG 7, top-k 4096
+    assert not np.array_equal(images, other.images)
+
+
 def test_i2t_and_vqa_return_the_samplers_text(base, serve_sampler):
     upload = png_bytes((40, 24))  # cropped to the VQGAN's 16x16 as the sampler does
     job = submit(base, "/api/i2t?max_new_tokens=6", upload, "image/png")
