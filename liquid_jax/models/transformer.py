@@ -20,7 +20,7 @@ from flax import nnx
 from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.kv_cache import DecodeWeights, KVCache
-from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, zero_beyond
+from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.parallel import constrain
@@ -258,7 +258,11 @@ class Transformer(nnx.Module):
         lo, hi = columns if columns is not None else (0, self.spec.padded_vocab_size)
         graphdef, states = self._layer_states(self.spec.dtype)
         return DecodeWeights(
-            layers=states, head=self.head_weight(lo, hi), graphdef=graphdef, lo=int(lo)
+            layers=states,
+            head=self.head_weight(lo, hi),
+            graphdef=graphdef,
+            lo=int(lo),
+            head_scale=self.head_scale(lo, hi),
         )
 
     def decode_step(
@@ -284,7 +288,8 @@ class Transformer(nnx.Module):
         segment_ids = jnp.ones_like(tokens)[:, None]
         layers = (weights.graphdef, weights.layers)
         x, cache = self._decode(tokens[:, None], positions[:, None], segment_ids, cache, layers)
-        logits = self.head(self.norm(x), weight=weights.head, lo=weights.lo)
+        normed = self.norm(x)
+        logits = self.head(normed, weight=weights.head, lo=weights.lo, scale=weights.head_scale)
         return logits[:, 0], cache
 
     def head_weight(self, lo: int = 0, hi: int | None = None) -> jax.Array:
@@ -295,25 +300,39 @@ class Transformer(nnx.Module):
             w = self.embed_tokens.embedding[...][lo:hi].T
         else:
             w = self.lm_head.kernel[...][:, lo:hi]
-        return w.astype(self.spec.dtype)
+        # A weight-only quantized head stays int8 (its scales: ``head_scale``).
+        return w if w.dtype == jnp.int8 else w.astype(self.spec.dtype)
 
-    def head(self, x_btd: jax.Array, weight: jax.Array | None = None, lo: int = 0) -> jax.Array:
+    def head_scale(self, lo: int = 0, hi: int | None = None) -> jax.Array | None:
+        """float[hi - lo]: the per-column scales of a weight-only quantized head (None
+        when the head is not quantized)."""
+        tied = self.lm_head is None
+        scale = self.embed_tokens.embedding_scale if tied else self.lm_head.kernel_scale
+        return None if scale is None else scale[...][lo:hi]
+
+    def head(
+        self,
+        x_btd: jax.Array,
+        weight: jax.Array | None = None,
+        lo: int = 0,
+        scale: jax.Array | None = None,
+    ) -> jax.Array:
         """The LM head on normed hidden states ``[B, T, D]`` (all positions or any chunk):
         tied embedding or ``lm_head``, the final soft-cap, padding columns at
         ``PAD_LOGIT`` -> float32[B, T, padded_vocab].
 
         ``weight`` (``head_weight(lo, hi)``) restricts it to the token ids ``[lo, hi)``
-        -> float32[B, T, hi - lo]."""
+        -> float32[B, T, hi - lo]; an int8 ``weight`` comes with its ``scale``
+        (``head_scale(lo, hi)``)."""
         spec = self.spec
         if weight is None and self.lm_head is None:
             logits = self.embed_tokens.attend(x_btd)
         else:
-            w = self.head_weight() if weight is None else weight
-            logits = jnp.dot(
-                x_btd.reshape(-1, x_btd.shape[-1]).astype(w.dtype),
-                w,
-                preferred_element_type=jnp.float32,
-            ).reshape(*x_btd.shape[:-1], w.shape[-1])
+            w, scale = (
+                (self.head_weight(), self.head_scale()) if weight is None else (weight, scale)
+            )
+            logits = head_dot(x_btd.reshape(-1, x_btd.shape[-1]), w, scale, spec.dtype)
+            logits = logits.reshape(*x_btd.shape[:-1], w.shape[-1])
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             logits = jnp.tanh(logits / cap) * cap

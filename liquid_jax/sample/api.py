@@ -32,6 +32,7 @@ from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import check_fits, check_text, left_pad, padded_length
+from liquid_jax.sample.quantize import quantize_weights
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +51,8 @@ class Sampler:
       size_prefix: T2I prompts carry "Image Size: Width is W Height is H." (models
         trained multi-resolution).
       batch_size: samples per compiled batch (CFG doubles the rows).
+      quantize: "int8": decode with weight-only int8 matmul weights (``quantize.py``;
+        ``model`` itself is left as it is). None: the model's own weights.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Sampler:
         context: int | None = None,
         size_prefix: bool = False,
         batch_size: int = 8,
+        quantize: str | None = None,
     ):
         if vocab_layout.vocab_size > model.spec.vocab_size:
             raise InputError(
@@ -75,6 +79,8 @@ class Sampler:
                 f"layout {vocab_layout.num_image_codes}"
             )
         self.layout, self.tokenizer, self.vqgan = vocab_layout, tokenizer, vqgan
+        if quantize is not None:
+            model = quantize_weights(model, quantize)
         self.decoder = Decoder(model, mesh)
         self.context = int(context or model.spec.max_position_embeddings)
         self.size_prefix = size_prefix

@@ -39,6 +39,7 @@ from liquid_jax.runs.trained_model import read_run_info
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.loading import load_for_sampling
+from liquid_jax.sample.quantize import MODES as QUANTIZE_MODES
 
 TASKS = ("t2i", "i2t", "text")
 CHUNK = 64  # tokens per compiled call between progress lines
@@ -105,9 +106,11 @@ def run_sample(
     dtype: str | None = None,
     mesh: str | None = None,
     special_tokens: tuple[str, str, str] | None = None,
+    quantize: str | None = None,
     sampler=None,
 ) -> list[str]:
     """Runs one ``sample`` command; returns the files written. ``sampler`` skips loading.
+    ``quantize="int8"`` decodes with weight-only int8 weights (``sample/quantize.py``).
 
     Cheap checks (task, prompts, image file) come first, then the model is loaded. T2I
     settings left None come from the run's ``run_info.json`` (what it was evaluated with),
@@ -125,6 +128,8 @@ def run_sample(
         open_image(image)  # a missing or broken file fails here, before any loading
     if grid is not None:
         grid = t2i_lib.parse_grid(grid)
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ConfigError(f"sample: --quantize={quantize}; use one of {QUANTIZE_MODES}")
     tasks, evaluated = run_settings(workdir)
     warn_unseen_task(task, prompts, tasks)
     evaluated = evaluated if task == "t2i" else {}
@@ -143,6 +148,7 @@ def run_sample(
             dtype=dtype,
             mesh=mesh,
             special_tokens=special_tokens,
+            quantize=quantize,
         )
     fileio.makedirs(out)
     if task == "t2i":

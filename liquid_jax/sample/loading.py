@@ -49,7 +49,7 @@ def load_for_sampling(
     Raises ``runs.load.NoModelError`` when there is neither a train workdir nor an HF
     model, ``FileNotFoundError`` for a missing ``vqgan`` path, ``InputError`` for a
     VQGAN whose codebook differs from the model's image codes. ``sampler_kwargs`` go to
-    ``Sampler`` (``context``, ``size_prefix``, ``batch_size``).
+    ``Sampler`` (``context``, ``size_prefix``, ``batch_size``, ``quantize="int8"``).
     """
     mesh = sampling_mesh(mesh)
     loaded = load_model(
