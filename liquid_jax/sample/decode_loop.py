@@ -6,7 +6,8 @@ batch shape (with explicit shardings when a mesh is given, the loop state donate
 - ``start``: one ``Transformer`` forward pass over the left-padded prompts fills its
   ``KVCache`` and draws the first token;
 - ``advance``: a ``lax.while_loop`` of ``Transformer.decode_step`` (the model's own
-  layers over the same cache, the weights taken apart and cast once outside the loop)
+  layers over the same cache, the weights taken apart and cast once per generation by
+  ``prepare``, outside every loop)
   that feeds the last token, draws the next, and stops at a step limit or when every row
   has produced an end token (finished rows emit ``pad_id``).
 
@@ -42,7 +43,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax.errors import InputError
-from liquid_jax.models.kv_cache import KVCache, is_axes
+from liquid_jax.models.kv_cache import DecodeWeights, KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.parallel.rules import logical_to_mesh
@@ -142,22 +143,31 @@ def _start(
     return _record(spec, ds, _choose(spec, params, logits[:, 0, lo:hi], keys, ds.step))
 
 
-def _vocab_sharded(head_dv: jax.Array) -> jax.Array:
+def _vocab_sharded(x: jax.Array, names=("embed", "vocab")) -> jax.Array:
     """The head's columns for the drawn range (T2I: the image codes) split over the
     vocabulary's mesh axes, as the whole table is: each device computes the logits of
     its share of the codes in every step (none of it gathered or repeated)."""
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty:
-        return head_dv
-    spec = logical_to_mesh(("embed", "vocab"), mesh.axis_names)
-    return jax.lax.with_sharding_constraint(head_dv, fit_spec(spec, head_dv.shape, mesh))
+        return x
+    spec = logical_to_mesh(names, mesh.axis_names)
+    return jax.lax.with_sharding_constraint(x, fit_spec(spec, x.shape, mesh))
 
 
-def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
-    """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
-    # Loop invariants, taken outside the loop so that no step copies weights.
+def _prepare(graphdef, spec, state) -> DecodeWeights:
+    """The loop's invariants (each layer taken out of the stack and cast, the head's
+    columns for ``spec.token_range``, vocabulary-sharded): taken once per generation,
+    outside every loop and phase, so that no step copies weights."""
     weights = nnx.merge(graphdef, state).decode_weights(spec.token_range)
-    weights = weights.replace(head=_vocab_sharded(weights.head))
+    scale = weights.head_scale
+    return weights.replace(
+        head=_vocab_sharded(weights.head),
+        head_scale=None if scale is None else _vocab_sharded(scale, ("vocab",)),
+    )
+
+
+def _advance(graphdef, spec, state, weights: DecodeWeights, ds: DecodeState, params, stop_at):
+    """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
 
     def body(ds):
         # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
@@ -248,9 +258,9 @@ class Decoder:
         return int(np.prod([self.mesh.shape[a] for a in axes]))
 
     def _functions(self, spec: DecodeSpec, inputs: tuple, seed, params):
-        """``(start, [(phase, advance, grow or None)])`` compiled ahead of time for these
-        shapes, so that a run's timing and progress rates never include compilation;
-        ``grow`` takes the previous phase's state to this phase's cache."""
+        """``(prepare, start, [(phase, advance, grow or None)])`` compiled ahead of time
+        for these shapes, so that a run's timing and progress rates never include
+        compilation; ``grow`` takes the previous phase's state to this phase's cache."""
         key = (spec,) + tuple(x.shape for x in inputs)
         if key in self._compiled:
             return self._compiled[key]
@@ -258,7 +268,15 @@ class Decoder:
         plan = plan_phases(inputs[0].shape[1], spec.max_new_tokens, spec.phases)
         start = functools.partial(_start, self.graphdef, spec, plan[0].cache_len)
         advance = functools.partial(_advance, self.graphdef, spec)
+        prepare = functools.partial(_prepare, self.graphdef, spec)
         with self._mesh_context():
+            weights = jax.eval_shape(prepare, self.state)
+            if self.mesh is None:
+                prepare_fn = jax.jit(prepare).lower(self.state).compile()
+            else:
+                prepare_jit = jax.jit(prepare, in_shardings=(self._state_sharding,))
+                prepare_fn = prepare_jit.lower(self.state).compile()
+            weights_sharding = prepare_fn.output_shardings
             abstract = jax.eval_shape(start, self.state, *inputs, seed, params)
             ds = self._ds_shardings(abstract)
             if self.mesh is None:
@@ -281,12 +299,12 @@ class Decoder:
                     grow_fn = grow_jit.lower(abstract).compile()
                     abstract, ds = grown, grown_ds
                 rep = None if self.mesh is None else NamedSharding(self.mesh, P())
-                advance_jit = self._jit(
-                    advance, (self._state_sharding, ds, rep, rep), ds, donate=(1,)
-                )
-                advance_fn = advance_jit.lower(self.state, abstract, params, np.int32(0)).compile()
+                shardings = (self._state_sharding, weights_sharding, ds, rep, rep)
+                advance_jit = self._jit(advance, shardings, ds, donate=(2,))
+                lowered = advance_jit.lower(self.state, weights, abstract, params, np.int32(0))
+                advance_fn = lowered.compile()
                 phases.append((phase, advance_fn, grow_fn))
-        fns = (start_fn, phases)
+        fns = (prepare_fn, start_fn, phases)
         self._compiled[key] = fns
         logging.info(
             "sample: compiled the decode loop (%d phase(s)) in %.1fs",
@@ -358,12 +376,13 @@ class Decoder:
         if not 0 <= int(seed) < 2**32:
             raise InputError(f"decode: seed={seed} must be an integer in [0, 2**32)")
         seed = np.uint32(seed)
-        start, phases = self._functions(spec, inputs, seed, params)
+        prepare, start, phases = self._functions(spec, inputs, seed, params)
         total = spec.max_new_tokens
         t0 = time.perf_counter()
         self.runs += 1
         with self._mesh_context():
             ds = start(self.state, *inputs, seed, params)
+            weights = prepare(self.state)  # for every phase and chunk of this generation
             steps, p, finished = 1, 0, False
             while steps < total and not finished:
                 stop = total if chunk is None else min(steps + chunk, total)
@@ -374,7 +393,7 @@ class Decoder:
                         ds = phases[p][2](ds)  # grow the cache into the next phase
                         continue
                     target = min(stop, phase.end)
-                    ds = advance(self.state, ds, params, np.int32(target))
+                    ds = advance(self.state, weights, ds, params, np.int32(target))
                     steps = int(ds.step)
                     if steps < target:  # every row has finished
                         finished = True
