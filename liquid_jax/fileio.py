@@ -238,7 +238,7 @@ class RangeReader:
     """Random reads of byte ranges of one file, safe from several threads and processes.
 
     A local file is read with one ``os.pread`` per call. A URL is read in aligned blocks
-    of ``block_size`` bytes through one open object per process, keeping the
+    of ``block_size`` bytes through one open object per thread, keeping the
     ``max_blocks`` most recently used: records that lie close together (a shuffled
     window, one record read several times) cost one request per block, not per record.
     Open files and cached blocks stay behind when the reader is pickled into a worker
@@ -253,13 +253,13 @@ class RangeReader:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._fd: int | None = None
-        self._file = None
+        self._local = threading.local()  # one open object per thread: reads run in parallel
         self._blocks: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, start: int, size: int) -> bytes:
         """``size`` bytes from offset ``start`` (fewer at the end of the file)."""
-        if self._pid != os.getpid():  # forked: the descriptor and object are the parent's
+        if self._pid != os.getpid():  # forked: the descriptor and objects are the parent's
             self._reset()
         if not self.url:
             if self._fd is None:
@@ -280,14 +280,16 @@ class RangeReader:
             if data is not None:
                 self._blocks.move_to_end(block)
                 return data
-            if self._file is None:
-                self._file = open(self.path, "rb")
-            self._file.seek(block * self.block_size)
-            data = self._file.read(self.block_size)
+        file = getattr(self._local, "file", None)
+        if file is None:
+            file = self._local.file = open(self.path, "rb")
+        file.seek(block * self.block_size)
+        data = file.read(self.block_size)
+        with self._lock:
             self._blocks[block] = data
             if len(self._blocks) > self.max_blocks:
                 self._blocks.popitem(last=False)
-            return data
+        return data
 
     def __getstate__(self):
         return {"path": self.path, "block_size": self.block_size,
@@ -302,10 +304,16 @@ class RangeReader:
             if self._fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
-            if self._file is not None:
+            file = getattr(self._local, "file", None)
+            if file is not None:
                 with contextlib.suppress(Exception):  # whatever the object store raises
-                    self._file.close()
-        self._fd = self._file = None
+                    file.close()
+                self._local.file = None
+        self._fd = None
 
     def __del__(self):
-        self.close()
+        # Not contextlib.suppress: at interpreter exit module globals may already be None.
+        try:  # noqa: SIM105
+            self.close()
+        except Exception:
+            pass

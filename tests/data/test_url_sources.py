@@ -5,8 +5,10 @@ images give exactly the records (and pipeline batches) of the same files on loca
 fails a test that writes a URL as a local path.
 """
 
+import concurrent.futures
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -103,6 +105,12 @@ def test_range_reader_blocks_equal_the_bytes(gcs, tmp_path):
     for start, size in ((0, 10), (500, 30), (1000, 1700), (4990, 100), (0, 5000), (77, 0)):
         assert reader.read(start, size) == data[start : start + size], (start, size)
     assert len(reader._blocks) <= 2
+    ranges = [(int(a), int(b)) for a, b in np.random.default_rng(1).integers(0, 5000, (200, 2))]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # as Grain's read threads do
+        got = list(pool.map(lambda r: reader.read(r[0], r[1] // 8), ranges))
+    assert got == [data[a : a + b // 8] for a, b in ranges]
+    again = pickle.loads(pickle.dumps(reader))  # for Grain worker processes
+    assert again.read(4000, 50) == data[4000:4050] and len(again._blocks) == 1
     lines = b"".join(b"%d\n" % i for i in range(3000))
     fileio.write_bytes(f"{BUCKET}/lines.txt", lines)
     index = RecordIndex([f"{BUCKET}/lines.txt"], "line")
