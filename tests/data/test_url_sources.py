@@ -24,7 +24,7 @@ from liquid_jax.data.sources.files import RecordIndex
 from liquid_jax.data.sources.shapes import ShapesCodeSource
 from liquid_jax.data.sources.specs import open_image_text_source, open_text_source
 from liquid_jax.data.tokenizers.load import load_tokenizer
-from liquid_jax.errors import ConfigError, InputError
+from liquid_jax.errors import ConfigError, InputError, PathNotFoundError
 
 BUCKET = "gs://bucket"
 
@@ -170,6 +170,20 @@ def test_codes_url_without_cache_needs_a_readable_bucket(gcs, tmp_path, monkeypa
         remote_shards.readable_shards(["s3://b/c/x.array_record"])
     local = str(tmp_path / "x.array_record")
     assert remote_shards.readable_shards([local]) == [local]
+
+
+def test_missing_sources_on_gs_are_named(gcs):
+    for spec, message in (
+        ("jsonl:gs://bucket/none/*.jsonl", "gs://bucket/none/\\*.jsonl: the pattern matches no"),
+        ("txt:gs://bucket/none.txt", "gs://bucket/none.txt: no such file"),
+        ("tfds:gs://bucket/ds/1.0.0", "gs://bucket/ds/1.0.0: no dataset_info.json"),
+    ):
+        with pytest.raises(PathNotFoundError, match=message):
+            open_text_source(spec)
+    with pytest.raises(PathNotFoundError, match="gs://bucket/imgs: no such image folder"):
+        open_image_text_source("folder:gs://bucket/imgs")
+    with pytest.raises(PathNotFoundError, match="gs://bucket/codes: no such code-record folder"):
+        CodeRecordSource("gs://bucket/codes")
 
 
 def _image_folder(root, layout):
