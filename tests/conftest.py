@@ -21,8 +21,9 @@ from etils.epath import gpath  # noqa: E402
 from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
 
 from configs.smoke import get_config as smoke_config  # noqa: E402
+from liquid_jax.sample.api import Sampler  # noqa: E402
 from liquid_jax.train.loop import train  # noqa: E402
-from tests.tiny import hf_checkpoints  # noqa: E402
+from tests.tiny import hf_checkpoints, make_sampling_assets  # noqa: E402
 
 _CACHE = os.path.abspath(
     os.environ.get("LIQUID_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
@@ -58,6 +59,21 @@ def hf_checkpoint(tmp_path_factory):
     """``get(variant) -> (HF model, its save_pretrained directory)`` for the random HF
     causal LMs of ``tests.tiny.HF_VARIANTS``, each built and written once per session."""
     return hf_checkpoints(str(tmp_path_factory.mktemp("hf_checkpoints")))
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    """The tiny sampling assets the sample and serve tests share, built once per session:
+    ``(model, layout, tokenizer, vqgan, tokenizer_dir)``."""
+    directory = str(tmp_path_factory.mktemp("tiny_tokenizer"))
+    return (*make_sampling_assets(directory), directory)
+
+
+@pytest.fixture(scope="session")
+def sampler(assets):
+    """A ``Sampler`` over ``assets`` (batch size 4)."""
+    model, layout, tokenizer, vqgan, _ = assets
+    return Sampler(model, layout, tokenizer, vqgan, batch_size=4)
 
 
 class _FakeGCS(MemoryFileSystem):

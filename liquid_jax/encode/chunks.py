@@ -6,6 +6,8 @@ this one encodes), encodes them in global batches split over the mesh, and write
 ``chunkKKKKKK-hostPPPofQQQ-00000-of-00001.array_record`` (renamed from ``*.partial`` on
 close) and then ``chunkKKKKKK-hostPPPofQQQ.done.json``. A chunk is finished when every
 process's marker exists; anything else a chunk left is deleted and the chunk redone.
+The output folder may be a URL (``gs://bucket/run/codes/train``): every file goes
+through ``fileio`` (shards are written locally and uploaded whole when closed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from liquid_jax import fileio
 from liquid_jax.data.images import to_model_input
 from liquid_jax.data.skips import BadRecord, SkipCounter, SkipPolicy, TooManySkipsError
 from liquid_jax.data.sources.code_records import CodeRecordWriter
@@ -79,16 +82,20 @@ def _check_skips(counter: SkipCounter, final: bool) -> None:
 
 
 def write_json(path: str, obj) -> None:
+    """Writes ``obj`` whole or not at all (an object store's upload is already atomic)."""
+    text = json.dumps(obj, indent=1, sort_keys=True)
+    if fileio.is_url(path):
+        fileio.write_text(path, text)
+        return
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
+        f.write(text)
     os.replace(tmp, path)
 
 
 def _read_json(path: str):
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(fileio.read_text(path))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -141,21 +148,21 @@ class SplitEncoder:
         return f"chunk{chunk:06d}-host{self.proc:03d}of{self.nproc:03d}"
 
     def _marker(self, out_dir: str, chunk: int) -> str:
-        return os.path.join(out_dir, self.prefix(chunk) + ".done.json")
+        return fileio.join(out_dir, self.prefix(chunk) + ".done.json")
 
     def _finished(self, out_dir: str, chunk: int) -> dict | None:
         marker = _read_json(self._marker(out_dir, chunk))
         if not marker or marker.get("chunk") != chunk:
             return None
-        shard = os.path.join(out_dir, self.prefix(chunk) + "-00000-of-00001.array_record")
-        return marker if marker["records"] == 0 or os.path.isfile(shard) else None
+        shard = fileio.join(out_dir, self.prefix(chunk) + "-00000-of-00001.array_record")
+        return marker if marker["records"] == 0 or fileio.isfile(shard) else None
 
     def _discard(self, out_dir: str, chunk: int) -> None:
         """Removes whatever an unfinished chunk of this process left behind."""
         head = self.prefix(chunk)
-        for name in os.listdir(out_dir):
+        for name in fileio.listdir(out_dir):
             if name.startswith((head + "-", head + ".")):
-                os.remove(os.path.join(out_dir, name))
+                fileio.remove(fileio.join(out_dir, name))
 
     def chunk_indices(self, chunk: int, total: int) -> list[int]:
         n = self.options.records_per_chunk
@@ -164,7 +171,7 @@ class SplitEncoder:
         ]
 
     def _check_settings(self, out_dir: str, settings: dict) -> None:
-        path = os.path.join(out_dir, SETTINGS_FILE)
+        path = fileio.join(out_dir, SETTINGS_FILE)
         old = _read_json(path)
         if old is not None and old != settings:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
@@ -179,7 +186,7 @@ class SplitEncoder:
 
     def run(self, source, out_dir: str, settings: dict, name: str) -> dict:
         """Encodes every record of ``source``; returns the split's manifest."""
-        os.makedirs(out_dir, exist_ok=True)
+        fileio.makedirs(out_dir)
         total, per_chunk = len(source), self.options.records_per_chunk
         settings = {**settings, "num_records": total, "records_per_chunk": per_chunk,
                     "hosts": self.nproc}  # fmt: skip
@@ -327,8 +334,8 @@ class SplitEncoder:
     ) -> dict:
         markers = [
             m
-            for name in sorted(os.listdir(out_dir))
-            if name.endswith(".done.json") and (m := _read_json(os.path.join(out_dir, name)))
+            for name in sorted(fileio.listdir(out_dir))
+            if name.endswith(".done.json") and (m := _read_json(fileio.join(out_dir, name)))
         ]
         skips = SkipCounter.merged([m["skips"] for m in markers])
         grids = collections.Counter()
@@ -348,5 +355,5 @@ class SplitEncoder:
             "images_per_s": round(this_run / seconds, 2) if seconds > 0 and this_run else None,
         }
         if self.proc == 0:
-            write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+            write_json(fileio.join(out_dir, MANIFEST_FILE), manifest)
         return manifest

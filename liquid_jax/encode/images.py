@@ -19,17 +19,17 @@ renamed from ``*.partial`` on close, then the marker is written). A restart keep
 finished chunks, deletes whatever an interrupted chunk left and redoes it, so the records
 of all shards in name order (``CodeRecordSource(WORKDIR/codes/SPLIT)``) are those of an
 uninterrupted run. Bad records are skipped and counted by reason (``SkipCounter``); too
-many raise ``TooManySkipsError``. A train-vqgan workdir is read with
+many raise ``TooManySkipsError``. ``WORKDIR`` and the source may be local or URLs
+(``gs://``), read and written through ``fileio``. A train-vqgan workdir is read with
 ``load_vqgan_from_workdir``; a taming/Chameleon checkpoint with ``export.load_vqgan``.
 """
 
 from __future__ import annotations
 
-import os
-
 import jax
 from absl import logging
 
+from liquid_jax import fileio
 from liquid_jax.data.images import make_buckets
 from liquid_jax.data.shapes.sample import STYLE_DEFAULTS
 from liquid_jax.data.shapes.world import IMAGE_DATASET, build_shapes_world, dataset_dir
@@ -61,7 +61,12 @@ def split_specs(config, workdir: str) -> dict[str, str]:
     source = config.source
     if source == SHAPES_WORLD:
         sw = config.shapes_world
-        out = sw.get("dir", "") or os.path.join(workdir, SHAPES_WORLD)
+        out = sw.get("dir", "") or fileio.join(workdir, SHAPES_WORLD)
+        if fileio.is_url(out):
+            raise ConfigError(
+                f"encode-images: the shapes world is built as local TFDS files; set "
+                f"config.shapes_world.dir to a local folder (not {out})"
+            )
         sizes = {"train": sw.num_train, "validation": sw.num_val, "test": sw.num_test}
         unknown = sorted(set(splits) - set(sizes))
         if unknown:
@@ -85,7 +90,7 @@ def split_specs(config, workdir: str) -> dict[str, str]:
 def extract_codes(config, workdir: str) -> dict:
     """Runs (or resumes) ``encode-images``; returns ``{split: manifest}`` (also written to
     ``WORKDIR/encode_summary.json``). Codes land in ``WORKDIR/codes/SPLIT``."""
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     # --- mesh and model
     mesh = make_mesh(MeshConfig.from_config(config.get("mesh", {})))
     model, vqgan = load_configured_vqgan(config.vqgan, mesh)
@@ -115,7 +120,7 @@ def extract_codes(config, workdir: str) -> dict:
         settings = {"source": spec, "vqgan": vqgan, **pre.describe()}
         settings["num_codes"] = model.config.n_embed
         settings["downsample"] = model.config.downsample_factor
-        out_dir = os.path.join(workdir, CODES, split)
+        out_dir = fileio.join(workdir, CODES, split)
         logging.info("encode-images %s: %d records of %s -> %s", split, len(source), spec, out_dir)
         summary[split] = encoder.run(source, out_dir, settings, split)
         logging.info(
@@ -127,5 +132,5 @@ def extract_codes(config, workdir: str) -> dict:
             summary[split]["images_per_s"],
         )
     if jax.process_index() == 0:
-        write_json(os.path.join(workdir, ENCODE_SUMMARY), summary)
+        write_json(fileio.join(workdir, ENCODE_SUMMARY), summary)
     return summary

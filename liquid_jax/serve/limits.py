@@ -32,6 +32,8 @@ class Limits:
       max_pixels: the most pixels an uploaded image may have (width * height).
       max_images: images per T2I request.
       max_prompt_chars: characters of a caption, question or chat message.
+      max_chat_turns: messages in one chat request (the conversation so far).
+      max_chat_chars: characters of all messages of one chat request together.
       max_new_tokens: the most tokens an I2T / chat request may ask for.
       max_queued: requests waiting or running at once; more are answered 503.
       max_kept: finished requests whose results are kept for polling.
@@ -41,6 +43,8 @@ class Limits:
     max_pixels: int = 4096 * 4096
     max_images: int = 8
     max_prompt_chars: int = 2000
+    max_chat_turns: int = 32
+    max_chat_chars: int = 8000
     max_new_tokens: int = 512
     max_queued: int = 32
     max_kept: int = 64
@@ -70,6 +74,39 @@ class Fields:
                 f"{self.task}: {name} has {len(value)} characters; at most {max_chars}"
             )
         return value
+
+    def conversation(self, name: str, limits: Limits) -> list[dict]:
+        """A chat so far: ``[{"role", "content"}, ...]``, an optional ``system`` message
+        first, then ``user`` and ``assistant`` in turn, ending with ``user``; at most
+        ``max_chat_turns`` messages and ``max_chat_chars`` characters in all. Messages
+        carry nothing else (an ``image`` would be read as a path)."""
+        value = self.values.get(name)
+        where = f"{self.task}: {name}"
+        if not isinstance(value, list) or not value:
+            raise RequestError(f"{where} must be a non-empty list of {{role, content}}")
+        turns = limits.max_chat_turns
+        if len(value) > turns:
+            raise RequestError(f"{where} has {len(value)} messages; at most {turns}")
+        first = int(isinstance(value[0], dict) and value[0].get("role") == "system")
+        out = []
+        for i, message in enumerate(value):
+            if not isinstance(message, dict) or set(message) != {"role", "content"}:
+                raise RequestError(f"{where}[{i}] must be an object with role and content only")
+            expected = "system" if i < first else ("user", "assistant")[(i - first) % 2]
+            if message["role"] != expected:
+                raise RequestError(
+                    f"{where}[{i}]: role {message['role']!r} where {expected!r} belongs (an "
+                    "optional system message, then user and assistant in turn)"
+                )
+            content = Fields(message, f"{where}[{i}]", {"role", "content"})
+            text = content.text("content", limits.max_prompt_chars)
+            out.append({"role": message["role"], "content": text})
+        if out[-1]["role"] != "user":
+            raise RequestError(f"{where} must end with a user message")
+        total = sum(len(m["content"]) for m in out)
+        if total > limits.max_chat_chars:
+            raise RequestError(f"{where} has {total} characters; at most {limits.max_chat_chars}")
+        return out
 
     def number(self, name: str, default, lo, hi, integer: bool = False):
         """``default`` when absent; an int (``integer``) or float in ``[lo, hi]``."""

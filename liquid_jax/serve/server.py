@@ -6,7 +6,8 @@ a page of plain HTML and JavaScript, and a small JSON API over one ``JobQueue``.
     POST /api/t2i           {"prompt", "cfg", "temperature", "top_k", "top_p", "seed",
                             "num_images"} -> 202 {"id", "status", "ahead"}
     POST /api/i2t?question=Q&max_new_tokens=N     body: the image file -> 202
-    POST /api/chat          {"message", "temperature", "max_new_tokens", "seed"} -> 202
+    POST /api/chat          {"messages": [{"role", "content"}, ...], "temperature",
+                            "max_new_tokens", "seed"} -> 202 (the next turn)
     GET  /api/jobs/ID       {"status": queued|running|done|error, "ahead", "done",
                             "total", "result" | "error"}
 

@@ -60,6 +60,8 @@ def defaults(
             max_pixels=limits.max_pixels,
             max_images=limits.max_images,
             max_prompt_chars=limits.max_prompt_chars,
+            max_chat_turns=limits.max_chat_turns,
+            max_chat_chars=limits.max_chat_chars,
             max_new_tokens=limits.max_new_tokens,
         ),
     )
@@ -141,9 +143,17 @@ def run_i2t(sampler: Sampler, image, question: str | None, max_new_tokens: int, 
 
 
 def parse_chat(values, sampler: Sampler, limits: Limits):
-    """JSON ``{message, temperature, max_new_tokens, seed}`` -> the job (one turn)."""
-    fields = Fields(values, "chat", {"message", "temperature", "max_new_tokens", "seed"})
-    message = fields.text("message", limits.max_prompt_chars)
+    """JSON ``{messages, temperature, max_new_tokens, seed}`` -> the job: the model's next
+    turn in the conversation ``messages`` (``[{"role", "content"}, ...]``, checked by
+    ``Fields.conversation``). ``{message}`` alone is a one-message conversation."""
+    allowed = {"messages", "message", "temperature", "max_new_tokens", "seed"}
+    fields = Fields(values, "chat", allowed)
+    if "messages" in values and "message" in values:
+        raise RequestError("chat: send messages (the conversation) or message, not both")
+    if "messages" in values:
+        messages = fields.conversation("messages", limits)
+    else:
+        messages = [{"role": "user", "content": fields.text("message", limits.max_prompt_chars)}]
     settings = dict(
         temperature=fields.number("temperature", 0.0, 0.0, 10.0),
         max_new_tokens=fields.number(
@@ -151,10 +161,10 @@ def parse_chat(values, sampler: Sampler, limits: Limits):
         ),
         seed=fields.number("seed", 0, 0, 2**32 - 1, True),
     )
-    return functools.partial(run_chat, sampler, message, settings)
+    return functools.partial(run_chat, sampler, messages, settings)
 
 
-def run_chat(sampler: Sampler, message: str, settings: dict, report) -> dict:
+def run_chat(sampler: Sampler, messages: list[dict], settings: dict, report) -> dict:
     chunk = _chunk(settings["max_new_tokens"])
-    texts = sampler.text([message], chat=True, chunk=chunk, progress=report, **settings)
+    texts = sampler.chat(messages, chunk=chunk, progress=report, **settings)
     return dict(text=texts[0])

@@ -16,6 +16,7 @@ import jax
 from absl import logging
 
 from liquid_jax import fileio
+from liquid_jax.data.sources.remote_shards import DIRECT_SCHEMES
 from liquid_jax.data.sources.specs import CODE_KINDS, TEXT_KINDS, parse_spec
 from liquid_jax.data.tokenizers.base import HF_TOKENIZER_FILE, SP_MODEL_FILE
 from liquid_jax.errors import ConfigError, PathNotFoundError
@@ -64,11 +65,17 @@ def check_source(spec: str, key: str, kinds: tuple[str, ...]) -> None:
     """One data source spec (``KIND:PATH[?options]``): its kind fits ``key`` and its
     files (a path or a glob, local or ``gs://``) or folder exist."""
     try:
-        kind, path, _ = parse_spec(spec)
+        kind, path, options = parse_spec(spec)
     except ConfigError as e:
         raise ConfigError(f"{key}: {e}") from None
     if kind not in kinds:
         raise ConfigError(f"{key}: {spec!r}: kind {kind!r} is not one of {', '.join(kinds)}")
+    scheme = path.split("://", 1)[0] if fileio.is_url(path) else None
+    if kind == "codes" and scheme and scheme not in DIRECT_SCHEMES and not options.get("cache"):
+        raise ConfigError(
+            f"{key}: {spec!r}: array_record reads only gs:// URLs itself; add ?cache=DIR "
+            "(a local folder to copy the shards into)"
+        )
     if kind in COUNT_KINDS:
         if not path.isdigit():
             raise ConfigError(f"{key}: {spec!r}: {kind}:N takes a number of records")

@@ -1,5 +1,6 @@
-"""Tiny models for the serve tests: an in-memory ``Sampler`` and the same model written
-as an HF-format Liquid directory with its VQGAN (for the ``liquid-jax serve`` command)."""
+"""The serve tests' tiny model written as an HF-format Liquid directory with its VQGAN
+(for the ``liquid-jax serve`` command), and HTTP helpers. The in-memory model and its
+``Sampler`` are the session's ``assets`` and ``sampler`` (tests/conftest.py)."""
 
 import json
 import os
@@ -13,29 +14,13 @@ import urllib.request
 
 import pytest
 
-from liquid_jax.sample.api import Sampler
-from tests.tiny import make_sampling_assets
-
 
 @pytest.fixture(scope="session")
-def serve_assets(tmp_path_factory):
-    """(model, layout, tokenizer, vqgan, tokenizer_dir)."""
-    directory = str(tmp_path_factory.mktemp("serve_tokenizer"))
-    return (*make_sampling_assets(directory), directory)
-
-
-@pytest.fixture(scope="session")
-def serve_sampler(serve_assets):
-    model, layout, tokenizer, vqgan, _ = serve_assets
-    return Sampler(model, layout, tokenizer, vqgan, batch_size=4)
-
-
-@pytest.fixture(scope="session")
-def serve_hf_dir(serve_assets, tmp_path_factory):
+def serve_hf_dir(assets, tmp_path_factory):
     """An HF-format Liquid directory; its VQGAN in ``vqgan/`` beside the weights."""
     from liquid_jax.export import save_hf, save_vqgan
 
-    model, layout, _, vqgan, tokenizer_dir = serve_assets
+    model, layout, _, vqgan, tokenizer_dir = assets
     path = str(tmp_path_factory.mktemp("serve_hf"))
     save_hf(model, path, tokenizer=tokenizer_dir)
     layout.save(path)

@@ -1,5 +1,5 @@
 """``liquid-jax serve`` driven by headless Chromium: a caption gives images in the page,
-a non-image upload gives a message, a chat message gets a reply.
+a non-image upload gives a message, a chat reply answers the conversation so far.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and the
 ``selenium`` package (the ``[test]`` extra); skipped, saying which is missing, otherwise.
@@ -13,6 +13,9 @@ import shutil
 
 import pytest
 from PIL import Image
+
+from liquid_jax.serve.limits import Limits
+from liquid_jax.serve.tasks import text_tokens
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -108,14 +111,27 @@ def test_non_image_upload_is_answered_with_a_message(browser, tmp_path):
     assert by_id(browser, "i2t-answer").text == ""
 
 
-def test_chat_message_gets_a_reply_then_screenshot(browser, tmp_path):
+def test_chat_answers_the_conversation_then_screenshot(browser, sampler, tmp_path):
     # deferred: the optional browser driver of the test extra
     from selenium.webdriver.common.by import By
 
+    replies = lambda d: d.find_elements(By.CSS_SELECTOR, "#chat-log p.model")
+    length = text_tokens(sampler, Limits())  # the page sends no length: the server's default
+    by_id(browser, "chat-new").click()
     by_id(browser, "chat-input").send_keys("w4 w5")
     by_id(browser, "chat-go").click()
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#chat-log p.model"))
+    wait_for(browser, replies)
     assert by_id(browser, "chat-status").text.startswith("done in")
+    first = sampler.chat([{"role": "user", "content": "w4 w5"}], max_new_tokens=length)[0]
+    by_id(browser, "chat-input").send_keys("w6")
+    by_id(browser, "chat-go").click()
+    wait_for(browser, lambda d: len(replies(d)) == 2)
+    conversation = [{"role": "user", "content": "w4 w5"},
+                    {"role": "assistant", "content": first},
+                    {"role": "user", "content": "w6"}]  # fmt: skip
+    second = sampler.chat(conversation, max_new_tokens=length)[0]
+    shown = [p.get_attribute("textContent") for p in replies(browser)]
+    assert shown == [first, second]
     target = os.environ.get("LIQUID_SERVE_SCREENSHOT")
     if target:  # the whole page: the window grown to the document's height first
         height = browser.execute_script("return document.documentElement.scrollHeight")

@@ -17,12 +17,13 @@ from liquid_jax.serve import Limits, make_server, tasks
 from liquid_jax.serve.cli_serve import run_serve
 from tests.serve.conftest import finish, request
 
-LIMITS = Limits(max_body_bytes=64 * 1024, max_pixels=64 * 64, max_images=4, max_new_tokens=16)
+LIMITS = Limits(max_body_bytes=64 * 1024, max_pixels=64 * 64, max_images=4, max_new_tokens=16,
+                max_chat_turns=5, max_chat_chars=40)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def server(serve_sampler):
-    server = make_server(serve_sampler, port=0, limits=LIMITS).start()
+def server(sampler):
+    server = make_server(sampler, port=0, limits=LIMITS).start()
     yield server
     server.stop()
 
@@ -73,25 +74,23 @@ def test_page_info_and_unknown_paths(base):
         assert response.status == 200
 
 
-def test_t2i_returns_the_samplers_images_as_pngs(base, serve_sampler):
+def test_t2i_returns_the_samplers_images_as_pngs(base, sampler):
     settings = dict(cfg=3.0, temperature=1.0, top_k=10, seed=3)
     job = submit(base, "/api/t2i", dict(prompt="w1 w2", num_images=3, **settings))
     assert job["status"] == "done", job
     images = np.stack([decode_data_url(u) for u in job["result"]["images"]])
     assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
-    ref = serve_sampler.t2i(
-        "w1 w2", num_samples=3, cfg_scale=3.0, temperature=1.0, top_k=10, seed=3
-    )
+    ref = sampler.t2i("w1 w2", num_samples=3, cfg_scale=3.0, temperature=1.0, top_k=10, seed=3)
     np.testing.assert_array_equal(images, ref.images)
     assert job["done"] == job["total"] == 16  # a 4x4 grid: 16 decode steps, all reported
 
 
-def test_a_runs_recorded_settings_are_the_t2i_defaults(serve_sampler):
+def test_a_runs_recorded_settings_are_the_t2i_defaults(sampler):
     """A train run's ``run_info.json`` settings (the demo judged at CFG 3 with guidance
     among likely codes) replace Liquid's defaults: on the page and for a request
     that leaves them out."""
     evaluated = dict(cfg=3.0, cfg_min_p=0.2, temperature=1.0, top_k=10, top_p=1.0)
-    server = make_server(serve_sampler, port=0, limits=LIMITS, evaluated=evaluated).start()
+    server = make_server(sampler, port=0, limits=LIMITS, evaluated=evaluated).start()
     try:
         status, info = request(server.url + "/api/info")
         assert status == 200 and info["t2i"]["cfg"] == 3.0 and info["t2i"]["top_k"] == 10
@@ -99,30 +98,44 @@ def test_a_runs_recorded_settings_are_the_t2i_defaults(serve_sampler):
     finally:
         server.stop()
     images = np.stack([decode_data_url(u) for u in job["result"]["images"]])
-    ref = serve_sampler.t2i(
+    ref = sampler.t2i(
         "w1 w2", num_samples=2, cfg_scale=3.0, cfg_min_p=0.2, temperature=1.0, top_k=10,
         top_p=1.0, seed=5,
     )  # fmt: skip
     np.testing.assert_array_equal(images, ref.images)
-    other = serve_sampler.t2i("w1 w2", num_samples=2, seed=5)  # Liquid's CFG 7, top-k 4096
+    other = sampler.t2i("w1 w2", num_samples=2, seed=5)  # Liquid's CFG 7, top-k 4096
     assert not np.array_equal(images, other.images)
 
 
-def test_i2t_and_vqa_return_the_samplers_text(base, serve_sampler):
+def test_i2t_and_vqa_return_the_samplers_text(base, sampler):
     upload = png_bytes((40, 24))  # cropped to the VQGAN's 16x16 as the sampler does
     job = submit(base, "/api/i2t?max_new_tokens=6", upload, "image/png")
     image = Image.open(io.BytesIO(upload))
-    assert job["result"]["text"] == serve_sampler.i2t([image], max_new_tokens=6)[0]
+    assert job["result"]["text"] == sampler.i2t([image], max_new_tokens=6)[0]
     job = submit(base, "/api/i2t?question=w3%20w4&max_new_tokens=6", upload, "image/png")
     assert job["result"] == dict(
-        text=serve_sampler.i2t([image], "w3 w4", max_new_tokens=6)[0], question="w3 w4"
+        text=sampler.i2t([image], "w3 w4", max_new_tokens=6)[0], question="w3 w4"
     )
 
 
-def test_chat_returns_the_samplers_reply(base, serve_sampler):
+def test_chat_returns_the_samplers_reply(base, sampler):
     job = submit(base, "/api/chat", dict(message="w5 w6", max_new_tokens=8))
-    reply = serve_sampler.text(["w5 w6"], chat=True, max_new_tokens=8)[0]
+    reply = sampler.text(["w5 w6"], chat=True, max_new_tokens=8)[0]
     assert isinstance(job["result"]["text"], str) and job["result"]["text"] == reply
+    # The conversation so far: the reply is Sampler.chat's next turn on all of it.
+    messages = [
+        {"role": "system", "content": "w9"},
+        {"role": "user", "content": "w5 w6"},
+        {"role": "assistant", "content": reply or "w1"},
+        {"role": "user", "content": "w7"},
+    ]
+    job = submit(base, "/api/chat", dict(messages=messages, max_new_tokens=8, seed=3))
+    assert job["result"]["text"] == sampler.chat(messages, max_new_tokens=8, seed=3)[0]
+    one = submit(base, "/api/chat", dict(messages=messages[-1:], max_new_tokens=8))
+    assert one["result"]["text"] == sampler.text(["w7"], chat=True, max_new_tokens=8)[0]
+
+
+_USER, _MODEL = {"role": "user", "content": "w1"}, {"role": "assistant", "content": "w2"}
 
 
 @pytest.mark.parametrize(
@@ -152,6 +165,16 @@ def test_bad_uploads_get_400_with_a_message(base, body, message):
         ("/api/t2i", dict(prompt="w1", top_k=1.5), "top_k must be an integer"),
         ("/api/t2i", dict(prompt="w" * 2001), "at most 2000"),
         ("/api/chat", dict(message="w1", max_new_tokens=17), "max_new_tokens=17"),
+        ("/api/chat", dict(messages="w1"), "messages must be a non-empty list"),
+        ("/api/chat", dict(messages=[]), "messages must be a non-empty list"),
+        ("/api/chat", dict(messages=[_USER], message="w1"), "not both"),
+        ("/api/chat", dict(messages=[_USER, _USER]), "messages[1]: role 'user' where 'assistant'"),
+        ("/api/chat", dict(messages=[_MODEL]), "messages[0]: role 'assistant' where 'user'"),
+        ("/api/chat", dict(messages=[_USER, _MODEL]), "must end with a user message"),
+        ("/api/chat", dict(messages=[{**_USER, "image": "/etc/passwd"}]), "role and content only"),
+        ("/api/chat", dict(messages=[{"role": "user", "content": 3}]), "messages[0]: content must"),
+        ("/api/chat", dict(messages=[_USER, _MODEL] * 3 + [_USER]), "7 messages; at most 5"),
+        ("/api/chat", dict(messages=[{"role": "user", "content": "w1 " * 14}]), "at most 40"),
         ("/api/i2t?max_new_tokens=many", png_bytes(), "max_new_tokens must be an integer"),
     ],
 )
@@ -184,7 +207,7 @@ def test_a_prompt_beyond_the_context_fails_its_job_only(base):
     assert submit(base, "/api/chat", dict(message="w1", max_new_tokens=2))["status"] == "done"
 
 
-def test_concurrent_requests_are_queued_and_all_complete(server, base, serve_sampler):
+def test_concurrent_requests_are_queued_and_all_complete(server, base, sampler):
     results = {}
 
     def t2i(seed):
@@ -199,7 +222,7 @@ def test_concurrent_requests_are_queued_and_all_complete(server, base, serve_sam
     assert sorted(results) == [11, 12]
     for seed, (status, _, job) in results.items():
         assert status == 202 and job["status"] == "done"
-        ref = serve_sampler.t2i("w7", num_samples=2, seed=seed).images
+        ref = sampler.t2i("w7", num_samples=2, seed=seed).images
         np.testing.assert_array_equal([decode_data_url(u) for u in job["result"]["images"]], ref)
     # One worker: whichever ran second started after the first had finished.
     first, second = sorted((server.app.queue.get(r[1]) for r in results.values()),
@@ -219,17 +242,19 @@ def test_serve_command_errors(serve_hf_dir):
             run_serve(hf_dir=serve_hf_dir, port=busy.getsockname()[1])
 
 
-def test_t2i_progress_is_reported_after_every_chunk(serve_sampler):
+def test_t2i_progress_is_reported_after_every_chunk(sampler):
     reports = []
     settings = dict(num_samples=3, batch_size=2, seed=0)  # two batches, as compiled above
-    out = tasks.run_t2i(serve_sampler, "w7", (4, 4), settings, lambda *r: reports.append(r))
+    out = tasks.run_t2i(sampler, "w7", (4, 4), settings, lambda *r: reports.append(r))
     assert len(out["images"]) == 3
     # 16 steps a batch in chunks of 1 (16 / CHUNKS), the first step drawn by the prefill.
     assert reports == [(b * 16 + s, 32) for b in range(2) for s in range(2, 17)]
 
 
-def test_the_serve_command_answers_over_http(serve_url, serve_sampler):
+def test_the_serve_command_answers_over_http(serve_url, sampler):
     status, info = request(serve_url + "/api/info")
     assert status == 200 and info["image_size"] == [16, 16]
-    job = submit(serve_url, "/api/chat", dict(message="w2 w9", max_new_tokens=6))
-    assert job["result"]["text"] == serve_sampler.text(["w2 w9"], chat=True, max_new_tokens=6)[0]
+    messages = [{"role": "user", "content": "w2 w9"}, {"role": "assistant", "content": "w3"},
+                {"role": "user", "content": "w4"}]  # fmt: skip
+    job = submit(serve_url, "/api/chat", dict(messages=messages, max_new_tokens=6))
+    assert job["result"]["text"] == sampler.chat(messages, max_new_tokens=6)[0]

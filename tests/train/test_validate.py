@@ -48,6 +48,8 @@ def test_local_paths_kinds_and_empty_mixtures(tmp_path):
         check_config(_config([], ("jsonl:x",)), str(tmp_path))
     with pytest.raises(ConfigError, match="both empty"):
         check_config(_config([], ()), str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^data.image_text_sources: 'codes:s3://b/c': .*cache"):
+        check_config(_config([], ("codes:s3://b/c",)), str(tmp_path))
     c = _config(["shapes_text:10"])
     c.data.validation.text_sources = (f"txt:{tmp_path}/val.txt",)
     with pytest.raises(PathNotFoundError, match=f"^data.validation.text_sources: {tmp_path}/val"):

@@ -21,6 +21,12 @@ access). ``CodeRecordWriter`` writes ``*.partial`` files and renames them when c
 so an interrupted run leaves no file that looks complete. Several writers (one per
 host) can share a folder with different prefixes; ``CodeRecordSource`` reads every
 complete set in the folder (or one prefix) as one random-access source.
+
+The folder may be a URL (``gs://bucket/codes/train``): the writer writes its shards
+locally in a temporary folder and uploads each under its final name when closed (an
+object appears whole, so no ``*.partial`` stage); the source lists the folder through
+``fileio`` and reads the shards as ``remote_shards`` says (in the bucket, or copied
+once into ``cache``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
+import tempfile
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -36,7 +44,9 @@ import numpy as np
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 from array_record.python.array_record_module import ArrayRecordWriter
 
+from liquid_jax import fileio
 from liquid_jax.data.skips import BadRecord
+from liquid_jax.data.sources.remote_shards import readable_shards
 from liquid_jax.errors import InputError, PathNotFoundError
 
 MAGIC = b"LQCR"
@@ -108,8 +118,9 @@ class CodeRecordWriter:
             raise ValueError(f"records_per_shard={records_per_shard} must be >= 1")
         if "/" in prefix or not prefix:
             raise ValueError(f"prefix={prefix!r} must be a non-empty file name part")
-        os.makedirs(directory, exist_ok=True)
-        existing = [f for f in os.listdir(directory) if _matches(f, prefix)]
+        fileio.makedirs(directory)
+        names = fileio.listdir(directory) if fileio.isdir(directory) else []
+        existing = [f for f in names if _matches(f, prefix)]
         if existing:
             raise FileExistsError(
                 f"{directory} already holds {prefix} shards ({existing[0]}, ...); "
@@ -117,12 +128,15 @@ class CodeRecordWriter:
             )
         self.directory, self.prefix, self.records_per_shard = directory, prefix, records_per_shard
         self.count = 0
+        # A URL folder: shards are written here and uploaded on close.
+        self._staging = tempfile.mkdtemp(prefix="codes-") if fileio.is_url(directory) else None
         self._partials: list[str] = []
         self._writer = None
         self._closed = False
 
     def _partial(self, index: int) -> str:
-        return os.path.join(self.directory, f"{self.prefix}-{index:05d}.array_record.partial")
+        folder = self._staging or self.directory
+        return os.path.join(folder, f"{self.prefix}-{index:05d}.array_record.partial")
 
     def write(self, record: CodeRecord) -> None:
         if self._closed:
@@ -146,8 +160,13 @@ class CodeRecordWriter:
         n = len(self._partials)
         paths = []
         for i, partial in enumerate(self._partials):
-            paths.append(os.path.join(self.directory, shard_name(self.prefix, i, n)))
-            os.replace(partial, paths[-1])
+            paths.append(fileio.join(self.directory, shard_name(self.prefix, i, n)))
+            if self._staging:
+                fileio.copy(partial, paths[-1])
+            else:
+                os.replace(partial, paths[-1])
+        if self._staging:
+            shutil.rmtree(self._staging, ignore_errors=True)
         return paths
 
     def abort(self) -> None:
@@ -157,6 +176,8 @@ class CodeRecordWriter:
         for partial in self._partials:
             if os.path.exists(partial):
                 os.remove(partial)
+        if self._staging:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> CodeRecordWriter:
         return self
@@ -178,10 +199,10 @@ def find_shards(directory: str, prefix: str | None = None) -> list[str]:
 
     Raises if none are found or a set misses a shard.
     """
-    if not os.path.isdir(directory):
+    if not fileio.isdir(directory):
         raise PathNotFoundError(f"{directory}: no such code-record folder")
     groups: dict[str, dict[int, tuple[int, str]]] = {}
-    for name in sorted(os.listdir(directory)):
+    for name in sorted(fileio.listdir(directory)):
         m = _SHARD_RE.match(name)
         if m and (prefix is None or m["prefix"] == prefix):
             groups.setdefault(m["prefix"], {})[int(m["index"])] = (int(m["count"]), name)
@@ -199,24 +220,31 @@ def find_shards(directory: str, prefix: str | None = None) -> list[str]:
                 f"{directory}: shard set {name!r} is incomplete or mixed (counts {sorted(counts)}, "
                 f"missing indices {missing})"
             )
-        paths += [os.path.join(directory, shards[i][1]) for i in sorted(shards)]
+        paths += [fileio.join(directory, shards[i][1]) for i in sorted(shards)]
     return paths
 
 
 class CodeRecordSource:
-    """Random access over all code records of a folder (or an explicit list of shards).
+    """Random access over all code records of a folder (or an explicit list of shards),
+    local or at a URL; ``cache``: a local folder to copy URL shards into first (see
+    ``remote_shards``).
 
     ``src[i]`` -> ``CodeRecord`` (int32 codes); a corrupt record raises ``BadRecord``.
     """
 
-    def __init__(self, directory_or_paths: str | Sequence[str], prefix: str | None = None):
+    def __init__(
+        self,
+        directory_or_paths: str | Sequence[str],
+        prefix: str | None = None,
+        cache: str | None = None,
+    ):
         if isinstance(directory_or_paths, str):
             self.paths = find_shards(directory_or_paths, prefix)
             self.name = f"code records {directory_or_paths}"
         else:
             self.paths = [os.fspath(p) for p in directory_or_paths]
             self.name = f"code records {self.paths[0]} (+{len(self.paths) - 1})"
-        self._source = ArrayRecordDataSource(self.paths)
+        self._source = ArrayRecordDataSource(readable_shards(self.paths, cache))
 
     def __len__(self) -> int:
         return len(self._source)

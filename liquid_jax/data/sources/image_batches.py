@@ -6,13 +6,11 @@ A VQGAN trains on small images that fit in host memory (uint8), so the batch for
 
 from __future__ import annotations
 
-import glob
-import os
-
 import jax
 import numpy as np
 from absl import logging
 
+from liquid_jax import fileio
 from liquid_jax.data.images import ImageError, load_image
 from liquid_jax.errors import ConfigError, InputError
 
@@ -36,14 +34,13 @@ def host_batch(images: np.ndarray, batch_size: int, seed: int, step: int) -> np.
 
 
 def load_image_folder(path: str, size: int, limit: int | None = None) -> np.ndarray:
-    """All images under ``path`` -> uint8[N, size, size, 3] (Liquid's pre-processing).
+    """All images under ``path`` (local or a URL) -> uint8[N, size, size, 3] (Liquid's
+    pre-processing).
 
     Unreadable files are skipped with a logged reason; an empty result is an error.
     """
     files = sorted(
-        f
-        for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-        if f.lower().endswith(IMAGE_EXTENSIONS)
+        f for f in fileio.glob(fileio.join(path, "**", "*")) if f.lower().endswith(IMAGE_EXTENSIONS)
     )[:limit]
     out, skipped = [], 0
     for f in files:

@@ -12,23 +12,27 @@ cannot be used raises ``BadRecord`` with one of the reasons ``bad_json``,
 ``max_aspect_ratio``, 2 as in Liquid's training data).
 
 - ``ImageTextJsonlSource``: lines ``{"image_path": ..., "text": ...}`` (Liquid's format);
-  relative image paths are relative to the jsonl file's folder.
+  relative image paths are relative to the jsonl file's folder; a path may be a URL.
 - ``ImageFolderSource``: a folder of images with captions from, in order of preference,
   ``captions.jsonl`` (``{"file" | "image_path" | "image": ..., "text" | "caption": ...}``),
   ``captions.csv`` (a header row naming the same columns), or a ``.txt`` file beside
   each image with the same stem (``cat.png`` + ``cat.txt``).
+
+Files and folders may be local or URLs (``gs://``); everything is read through ``fileio``.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
+from liquid_jax import fileio
 from liquid_jax.data.images import ImageError, open_image
 from liquid_jax.data.skips import BadRecord
 from liquid_jax.data.sources.files import RecordIndex, expand_paths
@@ -54,7 +58,7 @@ def check_image(
     ``decode=False`` only reads the header (size and EXIF orientation): fast, but a
     truncated file is only found when decoded later.
     """
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         raise BadRecord("missing_file", record_id, f"no image file {path}")
     image = None
     if decode:
@@ -68,7 +72,7 @@ def check_image(
         width, height = img.size
     else:
         try:
-            with Image.open(path) as img:
+            with fileio.open(path, "rb") as f, Image.open(f) as img:
                 width, height = img.size
                 if img.getexif().get(0x0112) in _ROTATED:
                     width, height = height, width
@@ -147,8 +151,9 @@ class ImageTextJsonlSource(_ImageChecks):
         record = parse_json_line(self.index.read(index), record_id)
         caption = string_field(record, self.text_key, record_id, "empty_caption")
         rel = string_field(record, self.image_key, record_id, "missing_field")
-        folder = os.path.dirname(self.index.path(index))
-        return self._record(record_id, os.path.join(folder, rel), caption)
+        folder = fileio.dirname(self.index.path(index))
+        path = rel if fileio.is_url(rel) else fileio.join(folder, rel)
+        return self._record(record_id, path, caption)
 
     def __repr__(self) -> str:
         return f"ImageTextJsonlSource({self.index.paths!r}, len={len(self)})"
@@ -170,31 +175,29 @@ class ImageFolderSource(_ImageChecks):
         min_side: int = 8,
     ):
         super().__init__(decode, max_aspect_ratio, min_side)
-        if not os.path.isdir(folder):
+        if not fileio.isdir(folder):
             raise PathNotFoundError(f"{folder}: no such image folder")
         self.folder = folder
         self.name = f"image folder {folder}"
         # (record id, image path or None, caption or None, BadRecord or None)
         self._entries: list[tuple[str, str | None, str | None, BadRecord | None]] = []
-        if os.path.isfile(os.path.join(folder, "captions.jsonl")):
+        if fileio.isfile(fileio.join(folder, "captions.jsonl")):
             self.layout = "captions.jsonl"
-            self._read_jsonl(os.path.join(folder, "captions.jsonl"))
-        elif os.path.isfile(os.path.join(folder, "captions.csv")):
+            self._read_jsonl(fileio.join(folder, "captions.jsonl"))
+        elif fileio.isfile(fileio.join(folder, "captions.csv")):
             self.layout = "captions.csv"
-            self._read_csv(os.path.join(folder, "captions.csv"))
+            self._read_csv(fileio.join(folder, "captions.csv"))
         else:
             self.layout = "sidecar .txt"
             for path in self._images():
-                self._entries.append((os.path.relpath(path, folder), path, None, None))
+                self._entries.append((fileio.relpath(path, folder), path, None, None))
         if not self._entries:
             raise InputError(f"{folder}: no images or caption rows found ({self.layout})")
 
     def _images(self) -> list[str]:
-        pattern = os.path.join(glob.escape(self.folder), "**", "*")
-        files = glob.glob(pattern, recursive=True)
-        return sorted(
-            f for f in files if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f)
-        )
+        pattern = fileio.join(glob.escape(self.folder), "**", "*")
+        files = fileio.glob(pattern)
+        return sorted(f for f in files if f.lower().endswith(IMAGE_EXTENSIONS) and fileio.isfile(f))
 
     def _add_row(self, row: dict, where: str) -> None:
         try:
@@ -208,7 +211,7 @@ class ImageFolderSource(_ImageChecks):
             error = None
         except BadRecord as e:
             caption, error = None, e
-        self._entries.append((record_id, os.path.join(self.folder, rel), caption, error))
+        self._entries.append((record_id, fileio.join(self.folder, rel), caption, error))
 
     def _read_jsonl(self, path: str) -> None:
         index = RecordIndex([path], "line")
@@ -222,11 +225,9 @@ class ImageFolderSource(_ImageChecks):
             self._add_row(row, where)
 
     def _read_csv(self, path: str) -> None:
-        with open(path, newline="", encoding="utf-8") as f:
-            for line, row in enumerate(csv.DictReader(f), start=2):
-                self._add_row(
-                    {k: v for k, v in row.items() if k is not None}, f"captions.csv:{line}"
-                )
+        text = fileio.read_bytes(path).decode("utf-8")
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            self._add_row({k: v for k, v in row.items() if k is not None}, f"captions.csv:{line}")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -243,8 +244,8 @@ class ImageFolderSource(_ImageChecks):
     def _sidecar_caption(record_id: str, path: str) -> str:
         txt = os.path.splitext(path)[0] + ".txt"
         try:
-            with open(txt, encoding="utf-8") as f:
-                caption = f.read().strip()
+            text = fileio.read_bytes(txt).decode("utf-8")
+            caption = text.replace("\r\n", "\n").replace("\r", "\n").strip()  # as open() reads
         except FileNotFoundError:
             raise BadRecord("missing_caption", record_id, f"no caption file {txt}") from None
         except (OSError, UnicodeDecodeError) as e:

@@ -19,15 +19,17 @@ spec                   source                                                 re
                        ``{"image_path", "text"}``), via ``open_image_text_source``
 ``folder:DIR``         ``ImageFolderSource`` (sidecar .txt / captions.jsonl   image-text
                        / captions.csv)
-``codes:DIR``          ``CodeRecordSource`` (``?prefix=``)                    codes
+``codes:DIR``          ``CodeRecordSource`` (``?prefix=&cache=``)             codes
 ``shapes:N``           ``ShapesCodeSource``: stand-in codes                   codes
                        (``?seed=&split=&grid=&levels=``)
 =====================  =====================================================  ==========
 
-``F`` may be a glob pattern. Text records are ``{"id", "text"}``; image-text records
-``{"id", "image_path", "caption", "width", "height", "image"}``; code records are
-``code_records.CodeRecord``. ``iterate_valid`` walks a source, skipping and counting bad
-records (what ``encode-images`` does), and ends with a summary.
+``F`` may be a glob pattern; every path may be local or a URL (``gs://``; ``codes:``
+reads one in the bucket or, with ``?cache=DIR``, from a local copy). Text records are
+``{"id", "text"}``; image-text records ``{"id", "image_path", "caption", "width",
+"height", "image"}``; code records are ``code_records.CodeRecord``. ``iterate_valid``
+walks a source, skipping and counting bad records (what ``encode-images`` does), and
+ends with a summary.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def open_code_source(spec: str):
     """A code-record source from a spec (``codes``, ``shapes``)."""
     kind, path, options = parse_spec(spec)
     if kind == "codes":
-        return CodeRecordSource(path, **_take(options, spec, {"prefix": str}))
+        return CodeRecordSource(path, **_take(options, spec, {"prefix": str, "cache": str}))
     if kind == "shapes":
         allowed = {"seed": int, "split": str, "grid": int, "levels": int, "image_size": int}
         return ShapesCodeSource(int(path), **_take(options, spec, allowed))

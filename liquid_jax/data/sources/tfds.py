@@ -11,15 +11,18 @@ other sources' records:
 
 Records that cannot be used raise ``BadRecord`` (``bad_record`` for a record tfds fails
 to decode, ``empty_caption``/``empty_text``, ``too_small``, ``aspect_ratio``).
+
+A ``gs://`` folder works as tfds reads it: the metadata through etils.epath, the
+ArrayRecord files through array_record's own Cloud Storage client (see
+``remote_shards``; tfds offers no local copy).
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from PIL import Image
 
+from liquid_jax import fileio
 from liquid_jax.data.images import to_rgb
 from liquid_jax.data.skips import BadRecord
 from liquid_jax.errors import ConfigError, PathNotFoundError
@@ -51,7 +54,7 @@ class TfdsSource:
         # TensorFlow Datasets (about 0.3 s, and TensorFlow when present) only for this source.
         import tensorflow_datasets as tfds
 
-        if not os.path.isfile(os.path.join(directory, "dataset_info.json")):
+        if not fileio.isfile(fileio.join(directory, "dataset_info.json")):
             raise PathNotFoundError(f"{directory}: no dataset_info.json (not a prepared tfds dir)")
         builder = tfds.builder_from_directory(directory)
         features = set(builder.info.features.keys())

@@ -144,13 +144,42 @@ function say(role, text) {
   $("chat-log").scrollTop = $("chat-log").scrollHeight;
 }
 
+// The conversation so far: {role: "user" | "assistant", content}, oldest first.
+let conversation = [];
+
+// The latest turns that fit the server's caps (messages and characters), starting with
+// a user message: older turns are left out of the request, not off the page.
+function recentTurns(turns) {
+  const maxTurns = info ? info.limits.max_chat_turns : 32;
+  const maxChars = info ? info.limits.max_chat_chars : 8000;
+  const kept = [];
+  let chars = 0;
+  for (let i = turns.length - 1; i >= 0 && kept.length < maxTurns; i--) {
+    chars += turns[i].content.length;
+    if (kept.length && chars > maxChars) break;
+    kept.unshift(turns[i]);
+  }
+  while (kept.length > 1 && kept[0].role !== "user") kept.shift();
+  return kept;
+}
+
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const message = $("chat-input").value;
   say("user", message);
   $("chat-input").value = "";
-  const request = { message, temperature: number("chat-temperature") };
-  submit("chat", "/api/chat", json(request), "tokens", (result) => say("model", result.text));
+  const turns = [...conversation, { role: "user", content: message }];
+  const request = { messages: recentTurns(turns), temperature: number("chat-temperature") };
+  submit("chat", "/api/chat", json(request), "tokens", (result) => {
+    conversation = [...turns, { role: "assistant", content: result.text }];
+    say("model", result.text);
+  });
+});
+
+$("chat-new").addEventListener("click", () => {
+  conversation = [];
+  $("chat-log").replaceChildren();
+  showStatus("chat", "");
 });
 
 // Defaults and limits from the server.
