@@ -163,7 +163,8 @@ class DecodeModel(nnx.Module):
                 finish(_piece(model.lm_head, lambda v, a=a, b=b: _vocab_slice(v, a, b)), True)
                 for a, b in blocks
             ]
-        norm = finish(_piece(model.norm, lambda v: v), False)
+        # New variables over the same arrays: placing them must not move the model's.
+        norm = finish(_piece(model.norm, lambda v: v.replace(v.get_value())), False)
         return cls(spec, layers, embed, norm, head, edges)
 
     def init_cache(self, batch: int, max_len: int, dtype=None) -> KVCache:
@@ -177,8 +178,7 @@ class DecodeModel(nnx.Module):
         lo, hi = columns if columns is not None else (0, self.spec.vocab_size)
         if not 0 <= lo < hi <= self.spec.vocab_size:
             raise ValueError(
-                f"DecodeModel: columns {columns} outside the vocabulary [0, "
-                f"{self.spec.vocab_size})"
+                f"DecodeModel: columns {columns} outside the vocabulary [0, {self.spec.vocab_size})"
             )
         return int(lo), int(hi)
 
@@ -327,7 +327,9 @@ def _greedy(graphdef, state, prompt, num_new):
     model = nnx.merge(graphdef, state)
     b, p = prompt.shape
     last = jnp.full((b, 1), p - 1, jnp.int32)
-    logits, cache = model.prefill(prompt, cache=model.init_cache(b, p + num_new), logit_indices=last)
+    logits, cache = model.prefill(
+        prompt, cache=model.init_cache(b, p + num_new), logit_indices=last
+    )
     first = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
     out = jnp.zeros((b, num_new), jnp.int32).at[:, 0].set(first)
 

@@ -168,9 +168,7 @@ def test_set_weights_decodes_with_the_new_weights_and_keeps_the_compile(model):
     assert first.shape == swapped.shape
     # This tiny model at init repeats its last token whatever its weights, so check the
     # weights themselves too.
-    chex.assert_trees_all_equal(
-        decoder.state, nnx.state(DecodeModel.from_transformer(other))
-    )
+    chex.assert_trees_all_equal(decoder.state, nnx.state(DecodeModel.from_transformer(other)))
     assert len(decoder._compiled) == compiled
     smaller = TransformerSpec.from_dict({**model.spec.to_dict(), "intermediate_size": 64})
     with pytest.raises(ValueError, match="same architecture"):
