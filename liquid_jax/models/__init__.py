@@ -2,7 +2,8 @@
 Qwen2/2.5 and Llama-3), its presets and KV cache, and the taming/Chameleon VQGAN."""
 
 # The language model (Gemma / Gemma2 / Qwen2 / Llama-3 families).
-from liquid_jax.models.kv_cache import DecodeWeights as DecodeWeights
+from liquid_jax.models.decode_model import DecodeModel as DecodeModel
+from liquid_jax.models.decode_model import greedy_generate as greedy_generate
 from liquid_jax.models.kv_cache import KVCache as KVCache
 from liquid_jax.models.presets import PRESETS as PRESETS
 from liquid_jax.models.presets import get_preset as get_preset
@@ -11,7 +12,6 @@ from liquid_jax.models.spec import TransformerSpec as TransformerSpec
 from liquid_jax.models.transformer import PAD_LOGIT as PAD_LOGIT
 from liquid_jax.models.transformer import Transformer as Transformer
 from liquid_jax.models.transformer import count_params as count_params
-from liquid_jax.models.transformer import greedy_generate as greedy_generate
 
 # The image tokenizer (taming / Chameleon VQGAN).
 from liquid_jax.models.vqgan import VQGAN as VQGAN

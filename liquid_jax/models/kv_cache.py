@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import nnx, struct
+from flax import struct
 
 # Logical axis names for sharding a cache (see liquid_jax.parallel); "k" and "v" name the
 # axes of each layer's buffer.
@@ -112,19 +112,6 @@ class KVCache:
             segment_ids=pad_row(self.segment_ids),
             positions=pad_row(self.positions),
         )
-
-
-@struct.dataclass
-class DecodeWeights:
-    """``Transformer.decode_weights``: layers: one ``nnx.State`` per decoder layer (compute
-    dtype); head: dtype[D, hi - lo], the head's columns for ids ``[lo, hi)`` (int8 with
-    ``head_scale: float[hi - lo]`` when the head is weight-only quantized)."""
-
-    layers: tuple
-    head: jax.Array
-    graphdef: nnx.GraphDef = struct.field(pytree_node=False)
-    lo: int = struct.field(pytree_node=False)
-    head_scale: jax.Array | None = None
 
 
 def is_axes(x) -> bool:

@@ -10,8 +10,6 @@ a fused kernel, which needs it static (``attention_kernels``).
 
 from __future__ import annotations
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,7 +17,8 @@ from flax import nnx
 
 from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
-from liquid_jax.models.kv_cache import DecodeWeights, KVCache
+from liquid_jax.models.cached_layers import run_cached_layers
+from liquid_jax.models.kv_cache import KVCache
 from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
@@ -157,14 +156,14 @@ class Transformer(nnx.Module):
         x, _ = self._decode(tokens, positions, segment_ids, None)
         return self.norm(x)
 
-    def _decode(self, tokens, positions, segment_ids, cache, layers=None):
+    def _decode(self, tokens, positions, segment_ids, cache):
         """Embedding and the decoder layers -> (hidden states before the final norm
         [B, T, D], the advanced cache or None).
 
         Without a cache the stacked layers run under ``nnx.scan`` (training, scoring).
-        With one (prefill, per-token decoding) the same layers run unrolled, each on its
-        own cache buffers; ``layers`` (``decode_weights().layers``) are the layers taken
-        apart once outside a decode loop, else they are taken apart here.
+        With one the same layers run one after another, each on its own cache buffers
+        (``cached_layers``), taken out of the stack here; a sampler holds them apart
+        once instead (``decode_model.DecodeModel``).
         """
         spec = self.spec
         b, t = tokens.shape
@@ -179,9 +178,13 @@ class Transformer(nnx.Module):
         x = constrain(self.embed_tokens(tokens), ACTIVATION_AXES)
         inv_freq = inverse_frequencies(spec.head_dim, spec.rope_theta, spec.rope_scaling)
         cos, sin = rope_tables(positions, inv_freq, spec.dtype)
-        q_slots = offset + jnp.arange(t, dtype=jnp.int32)
         if cache is not None:
-            return self._cached_layers(x, cos, sin, positions, segment_ids, q_slots, cache, layers)
+            graphdef, states = self._layer_states()
+            layers = [nnx.merge(graphdef, state) for state in states]
+            return run_cached_layers(
+                layers, spec.window_sizes, x, cos, sin, positions, segment_ids, cache
+            )
+        q_slots = jnp.arange(t, dtype=jnp.int32)
 
         impl = choose_attention(spec, cached=False, seq_len=t)
         windows, window_ids = layer_windows(spec)
@@ -210,87 +213,11 @@ class Transformer(nnx.Module):
         x = scan(x, self.layers, jnp.asarray(spec.window_sizes, jnp.int32), window_ids)
         return x, None
 
-    def _cached_layers(self, x, cos, sin, positions, segment_ids, q_slots, cache, layers):
-        """The layers one after another over the ``KVCache`` (XLA attention, dense mask)."""
-        spec = self.spec
-        graphdef, states = layers if layers is not None else self._layer_states()
-        cache = cache.write_tokens(segment_ids, positions)
-        kv_slots = jnp.arange(cache.max_len, dtype=jnp.int32)
-        base_mask = segment_causal_mask(segment_ids, cache.segment_ids, q_slots, kv_slots)
-        new_k, new_v = [], []
-        for i, state in enumerate(states):
-            layer = nnx.merge(graphdef, state)
-            window = spec.window_sizes[i]
-            mask = (
-                base_mask & window_mask(positions, cache.positions, window)
-                if window > 0
-                else base_mask
-            )
-            x, (k, v) = layer(x, cos, sin, mask, (cache.k[i], cache.v[i]), cache.index)
-            x = constrain(x, ACTIVATION_AXES)
-            new_k.append(k)
-            new_v.append(v)
-        cache = cache.replace(k=tuple(new_k), v=tuple(new_v)).advance(x.shape[1])
-        return x, cache
-
-    def _layer_states(self, dtype=None):
-        """``(graphdef of one layer, [state of layer i])`` from the stacked layers, floating
-        parameters cast to ``dtype`` when given."""
+    def _layer_states(self):
+        """``(graphdef of one layer, [state of layer i])`` from the stacked layers."""
         graphdef, state = nnx.split(self.layers)
-
-        def take(x, i):
-            x = x[i]
-            return (
-                x.astype(dtype)
-                if dtype is not None and jnp.issubdtype(x.dtype, jnp.floating)
-                else x
-            )
-
         count = self.spec.num_layers
-        return graphdef, tuple(jax.tree.map(lambda x, i=i: take(x, i), state) for i in range(count))
-
-    def decode_weights(self, columns: tuple[int, int] | None = None) -> DecodeWeights:
-        """The loop invariants of ``decode_step``: each layer's parameters taken out of the
-        stack and cast to the compute dtype, and the head's columns for token ids
-        ``columns = (lo, hi)`` (default: the whole padded vocabulary). Taken once outside a
-        decode loop, so that no step slices or casts weights. T2I asks for the image codes
-        only: the text rows are most of the head for Liquid-7B (256000 of 264192)."""
-        lo, hi = columns if columns is not None else (0, self.spec.padded_vocab_size)
-        graphdef, states = self._layer_states(self.spec.dtype)
-        return DecodeWeights(
-            layers=states,
-            head=self.head_weight(lo, hi),
-            graphdef=graphdef,
-            lo=int(lo),
-            head_scale=self.head_scale(lo, hi),
-        )
-
-    def decode_step(
-        self,
-        tokens: jax.Array,
-        positions: jax.Array,
-        cache: KVCache,
-        weights: DecodeWeights | None = None,
-    ) -> tuple[jax.Array, KVCache]:
-        """Feeds one token per row (segment 1) through the same layers as ``__call__``.
-
-        Args:
-          tokens, positions: int32[B]; the token is written at ``cache.index``.
-          cache: the rows' ``KVCache`` (e.g. filled by a prefill ``__call__``).
-          weights: ``decode_weights((lo, hi))``, taken outside the loop (default: all).
-
-        Returns:
-          (logits float32[B, hi - lo] for ids ``lo..hi-1``, as ``__call__``'s columns
-          ``lo:hi``; the advanced cache).
-        """
-        weights = weights if weights is not None else self.decode_weights()
-        _check_inputs(tokens[:, None], positions[:, None], None, cache, None)
-        segment_ids = jnp.ones_like(tokens)[:, None]
-        layers = (weights.graphdef, weights.layers)
-        x, cache = self._decode(tokens[:, None], positions[:, None], segment_ids, cache, layers)
-        normed = self.norm(x)
-        logits = self.head(normed, weight=weights.head, lo=weights.lo, scale=weights.head_scale)
-        return logits[:, 0], cache
+        return graphdef, tuple(jax.tree.map(lambda x, i=i: x[i], state) for i in range(count))
 
     def head_weight(self, lo: int = 0, hi: int | None = None) -> jax.Array:
         """The head's matrix for token ids ``[lo, hi)``: dtype[D, hi - lo] (tied: the
@@ -375,44 +302,3 @@ def count_params(model: Transformer, include_padding: bool = False) -> int:
         padding = (spec.padded_vocab_size - spec.vocab_size) * spec.hidden_size
         total -= padding * (1 if spec.tie_embeddings else 2)
     return total
-
-
-def greedy_generate(model: Transformer, prompt_tokens: jax.Array, num_new_tokens: int):
-    """Prefill the prompt, then ``num_new_tokens`` argmax steps of ``decode_step`` in a
-    ``lax.fori_loop`` (the full sampler lives in ``sample/``).
-
-    Args:
-      model: a ``Transformer``.
-      prompt_tokens: int32[B, P], no padding (every row P real tokens).
-      num_new_tokens: how many tokens to append.
-
-    Returns:
-      int32[B, num_new_tokens]: the generated tokens (no stopping at EOS).
-    """
-    graphdef, state = nnx.split(model)
-    return _greedy(graphdef, state, jnp.asarray(prompt_tokens, jnp.int32), int(num_new_tokens))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _greedy(graphdef, state, prompt, num_new):
-    model = nnx.merge(graphdef, state)
-    b, p = prompt.shape
-    logits, cache = model(prompt, cache=model.init_cache(b, p + num_new))
-    real = (0, model.spec.vocab_size)
-    first = jnp.argmax(logits[:, -1, : real[1]], axis=-1).astype(jnp.int32)
-    out = jnp.zeros((b, num_new), jnp.int32).at[:, 0].set(first)
-    weights = model.decode_weights(real)
-
-    def step(i, carry):
-        out, cache = carry
-        # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
-        model = nnx.merge(graphdef, state)
-        token = jax.lax.dynamic_index_in_dim(out, i - 1, axis=1, keepdims=False)
-        logits, cache = model.decode_step(
-            token, jnp.full((b,), p + i - 1, jnp.int32), cache, weights
-        )
-        nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        return jax.lax.dynamic_update_slice_in_dim(out, nxt[:, None], i, axis=1), cache
-
-    out, _ = jax.lax.fori_loop(1, num_new, step, (out, cache))
-    return out

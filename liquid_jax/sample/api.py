@@ -32,7 +32,6 @@ from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import check_fits, check_text, left_pad, padded_length
-from liquid_jax.sample.quantize import quantize_weights
 
 Progress = Callable[[int, int], None]
 
@@ -53,6 +52,10 @@ class Sampler:
       batch_size: samples per compiled batch (CFG doubles the rows).
       quantize: "int8": decode with weight-only int8 matmul weights (``quantize.py``;
         ``model`` itself is left as it is). None: the model's own weights.
+
+    The sampler holds one copy of the weights, in the form decoding reads them
+    (``decode_loop.Decoder``, a ``DecodeModel``), made from ``model`` at construction
+    (cast and quantized a layer at a time); ``model`` is not kept.
     """
 
     def __init__(
@@ -79,9 +82,10 @@ class Sampler:
                 f"layout {vocab_layout.num_image_codes}"
             )
         self.layout, self.tokenizer, self.vqgan = vocab_layout, tokenizer, vqgan
-        if quantize is not None:
-            model = quantize_weights(model, quantize)
-        self.decoder = Decoder(model, mesh)
+        # The head in blocks at the layout's edges: T2I reads the image codes' columns,
+        # text the text columns, each in place.
+        edges = (vocab_layout.text_vocab_size, vocab_layout.image_offset, vocab_layout.vocab_size)
+        self.decoder = Decoder(model, mesh, splits=edges, quantize=quantize)
         self.context = int(context or model.spec.max_position_embeddings)
         self.size_prefix = size_prefix
         self.batch_size = int(batch_size)

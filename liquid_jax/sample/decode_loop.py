@@ -1,15 +1,17 @@
 """Prefill + decode over the KV cache, the whole decode loop compiled.
 
-Two pure functions of ``(graphdef, state, inputs)``, jitted once per ``DecodeSpec`` and
-batch shape (with explicit shardings when a mesh is given, the loop state donated):
+The ``Decoder`` holds one copy of the weights, the model's ``DecodeModel`` (each layer
+apart, the vocabulary in blocks at the sampler's text | image-code edges, cast or
+quantized once at load), and two pure functions of ``(graphdef, state, inputs)`` run
+from it, jitted once per ``DecodeSpec`` and batch shape (with explicit shardings when a
+mesh is given, the loop state donated):
 
-- ``start``: one ``Transformer`` forward pass over the left-padded prompts fills its
+- ``start``: ``DecodeModel.prefill`` over the left-padded prompts fills the
   ``KVCache`` and draws the first token;
-- ``advance``: a ``lax.while_loop`` of ``Transformer.decode_step`` (the model's own
-  layers over the same cache, the weights taken apart and cast once per generation by
-  ``prepare``, outside every loop)
-  that feeds the last token, draws the next, and stops at a step limit or when every row
-  has produced an end token (finished rows emit ``pad_id``).
+- ``advance``: a ``lax.while_loop`` of ``DecodeModel.decode_step`` (the model's own
+  layers over the same cache, the head's blocks for ``DecodeSpec.token_range`` read as
+  they lie) that feeds the last token, draws the next, and stops at a step limit or
+  when every row has produced an end token (finished rows emit ``pad_id``).
 
 The loop runs in phases (``phases``): each phase's ``advance`` is compiled for a cache
 just long enough for its steps, and the cache grows between phases, so a step's
@@ -43,7 +45,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax.errors import InputError
-from liquid_jax.models.kv_cache import DecodeWeights, KVCache, is_axes
+from liquid_jax.models.decode_model import DecodeModel
+from liquid_jax.models.kv_cache import KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.parallel.rules import logical_to_mesh
@@ -52,6 +55,7 @@ from liquid_jax.sample.decode_spec import DecodeSpec, SamplingParams
 from liquid_jax.sample.filters import draw, guide
 from liquid_jax.sample.phases import plan_phases
 from liquid_jax.sample.prompts import PromptBatch
+from liquid_jax.sample.quantize import check_mode, quantize_piece
 
 
 @struct.dataclass
@@ -127,7 +131,10 @@ def _start(
     rows, length = tokens.shape
     cache = model.init_cache(rows, cache_len)
     last_index = jnp.full((rows, 1), length - 1, jnp.int32)
-    logits, cache = model(tokens, positions, segments, cache=cache, logit_indices=last_index)
+    logits, cache = model.prefill(
+        tokens, positions, segments, cache=cache, logit_indices=last_index,
+        columns=spec.token_range,
+    )  # fmt: skip
     keys = row_keys(seed, sample_ids)
     samples = sample_ids.shape[0]
     ds = DecodeState(
@@ -139,40 +146,16 @@ def _start(
         keys=keys,
         step=jnp.zeros((), jnp.int32),
     )
-    lo, hi = spec.token_range
-    return _record(spec, ds, _choose(spec, params, logits[:, 0, lo:hi], keys, ds.step))
+    return _record(spec, ds, _choose(spec, params, logits[:, 0], keys, ds.step))
 
 
-def _vocab_sharded(x: jax.Array, names=("embed", "vocab")) -> jax.Array:
-    """The head's columns for the drawn range (T2I: the image codes) split over the
-    vocabulary's mesh axes, as the whole table is: each device computes the logits of
-    its share of the codes in every step (none of it gathered or repeated)."""
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty:
-        return x
-    spec = logical_to_mesh(names, mesh.axis_names)
-    return jax.lax.with_sharding_constraint(x, fit_spec(spec, x.shape, mesh))
-
-
-def _prepare(graphdef, spec, state) -> DecodeWeights:
-    """The loop's invariants (each layer taken out of the stack and cast, the head's
-    columns for ``spec.token_range``, vocabulary-sharded): taken once per generation,
-    outside every loop and phase, so that no step copies weights."""
-    weights = nnx.merge(graphdef, state).decode_weights(spec.token_range)
-    scale = weights.head_scale
-    return weights.replace(
-        head=_vocab_sharded(weights.head),
-        head_scale=None if scale is None else _vocab_sharded(scale, ("vocab",)),
-    )
-
-
-def _advance(graphdef, spec, state, weights: DecodeWeights, ds: DecodeState, params, stop_at):
+def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
     """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
 
     def body(ds):
         # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
         model = nnx.merge(graphdef, state)
-        logits, cache = model.decode_step(ds.last, ds.positions, ds.cache, weights)
+        logits, cache = model.decode_step(ds.last, ds.positions, ds.cache, spec.token_range)
         ds = ds.replace(cache=cache, positions=ds.positions + 1)
         return _record(spec, ds, _choose(spec, params, logits, ds.keys, ds.step))
 
@@ -206,6 +189,11 @@ def _decode_state_shardings(abstract: DecodeState, mesh: Mesh) -> DecodeState:
     )
 
 
+def _layout(tree) -> tuple:
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, [(x.shape, x.dtype) for x in leaves]
+
+
 def _to_host(x) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
@@ -213,40 +201,60 @@ def _to_host(x) -> np.ndarray:
 
 
 class Decoder:
-    """A ``Transformer`` split once into ``(graphdef, state)``, plus its compiled loops.
+    """The one copy of a ``Transformer``'s weights as decoding reads them (a
+    ``DecodeModel`` split into ``(graphdef, state)``), plus its compiled loops.
 
-    With ``mesh`` the state is placed with its logical-axis shardings, batches are split
-    over the mesh's batch axes (padded to a multiple of their size) and the cache follows
-    ``KVCache`` logical axes. ``runs`` counts prefills (tests check that bad input fails
-    before any).
+    ``splits``: token ids where a vocabulary block of the head starts (the sampler's
+    text | image-code edges): a ``DecodeSpec.token_range`` whose ends are edges reads its
+    blocks in place. ``quantize``: "int8" quantizes each piece as the model is taken
+    apart (``quantize.quantize_piece``). With ``mesh`` each piece is placed with its
+    logical-axis shardings as it is cut, batches are split over the mesh's batch axes
+    (padded to a multiple of their size) and the cache follows ``KVCache`` logical axes.
+    ``runs`` counts prefills (tests check that bad input fails before any).
     """
 
-    def __init__(self, model: Transformer, mesh: Mesh | None = None):
-        graphdef, state = nnx.split(model)
+    def __init__(
+        self,
+        model: Transformer,
+        mesh: Mesh | None = None,
+        *,
+        splits: tuple[int, ...] = (),
+        quantize: str | None = None,
+    ):
+        if quantize is not None:
+            check_mode(quantize)
         self.model_spec = model.spec
         self.mesh = mesh
-        self._state_sharding = None
-        if mesh is not None:
-            self._state_sharding = state_shardings(state, mesh)
-            state = jax.device_put(state, self._state_sharding)
-        self.graphdef, self.state = graphdef, state
+        self.splits = tuple(int(s) for s in splits)
+        self.quantize = quantize
+        self._source_layout = _layout(nnx.state(model))
+        self.graphdef, self.state = nnx.split(self._decode_model(model))
+        self._state_sharding = None if mesh is None else state_shardings(self.state, mesh)
         self._compiled: dict = {}
         self.runs = 0
+
+    def _decode_model(self, model: Transformer) -> DecodeModel:
+        quantize = quantize_piece if self.quantize is not None else None
+        return DecodeModel.from_transformer(
+            model, self.splits, place=self._place_piece, quantize=quantize
+        )
+
+    def _place_piece(self, piece: nnx.Module) -> None:
+        """Puts one piece of the ``DecodeModel`` on the sampling devices (from wherever
+        the model was loaded, e.g. the host)."""
+        state = nnx.state(piece)
+        if self.mesh is None:
+            target = jax.devices()[0]
+        else:
+            target = state_shardings(state, self.mesh)
+        nnx.update(piece, jax.device_put(state, target))
 
     def set_weights(self, model: Transformer) -> None:
         """Decodes with ``model``'s weights from now on (e.g. another checkpoint of the same
         run); the model must have this one's architecture, so compiled loops are kept."""
-        _, state = nnx.split(model)
-
-        def layout(tree):
-            leaves, structure = jax.tree.flatten(tree)
-            return structure, [(x.shape, x.dtype) for x in leaves]
-
-        if layout(state) != layout(self.state):
+        if _layout(nnx.state(model)) != self._source_layout:
             raise ValueError("decoder: set_weights needs a model of the same architecture")
-        if self.mesh is not None:
-            state = jax.device_put(state, self._state_sharding)
-        self.state = state
+        _, self.state = nnx.split(self._decode_model(model))
 
     @property
     def row_multiple(self) -> int:
@@ -258,7 +266,7 @@ class Decoder:
         return int(np.prod([self.mesh.shape[a] for a in axes]))
 
     def _functions(self, spec: DecodeSpec, inputs: tuple, seed, params):
-        """``(prepare, start, [(phase, advance, grow or None)])`` compiled ahead of time
+        """``(start, [(phase, advance, grow or None)])`` compiled ahead of time
         for these shapes, so that a run's timing and progress rates never include
         compilation; ``grow`` takes the previous phase's state to this phase's cache."""
         key = (spec,) + tuple(x.shape for x in inputs)
@@ -268,15 +276,7 @@ class Decoder:
         plan = plan_phases(inputs[0].shape[1], spec.max_new_tokens, spec.phases)
         start = functools.partial(_start, self.graphdef, spec, plan[0].cache_len)
         advance = functools.partial(_advance, self.graphdef, spec)
-        prepare = functools.partial(_prepare, self.graphdef, spec)
         with self._mesh_context():
-            weights = jax.eval_shape(prepare, self.state)
-            if self.mesh is None:
-                prepare_fn = jax.jit(prepare).lower(self.state).compile()
-            else:
-                prepare_jit = jax.jit(prepare, in_shardings=(self._state_sharding,))
-                prepare_fn = prepare_jit.lower(self.state).compile()
-            weights_sharding = prepare_fn.output_shardings
             abstract = jax.eval_shape(start, self.state, *inputs, seed, params)
             ds = self._ds_shardings(abstract)
             if self.mesh is None:
@@ -299,12 +299,12 @@ class Decoder:
                     grow_fn = grow_jit.lower(abstract).compile()
                     abstract, ds = grown, grown_ds
                 rep = None if self.mesh is None else NamedSharding(self.mesh, P())
-                shardings = (self._state_sharding, weights_sharding, ds, rep, rep)
-                advance_jit = self._jit(advance, shardings, ds, donate=(2,))
-                lowered = advance_jit.lower(self.state, weights, abstract, params, np.int32(0))
+                shardings = (self._state_sharding, ds, rep, rep)
+                advance_jit = self._jit(advance, shardings, ds, donate=(1,))
+                lowered = advance_jit.lower(self.state, abstract, params, np.int32(0))
                 advance_fn = lowered.compile()
                 phases.append((phase, advance_fn, grow_fn))
-        fns = (prepare_fn, start_fn, phases)
+        fns = (start_fn, phases)
         self._compiled[key] = fns
         logging.info(
             "sample: compiled the decode loop (%d phase(s)) in %.1fs",
@@ -376,13 +376,12 @@ class Decoder:
         if not 0 <= int(seed) < 2**32:
             raise InputError(f"decode: seed={seed} must be an integer in [0, 2**32)")
         seed = np.uint32(seed)
-        prepare, start, phases = self._functions(spec, inputs, seed, params)
+        start, phases = self._functions(spec, inputs, seed, params)
         total = spec.max_new_tokens
         t0 = time.perf_counter()
         self.runs += 1
         with self._mesh_context():
             ds = start(self.state, *inputs, seed, params)
-            weights = prepare(self.state)  # for every phase and chunk of this generation
             steps, p, finished = 1, 0, False
             while steps < total and not finished:
                 stop = total if chunk is None else min(steps + chunk, total)
@@ -393,7 +392,7 @@ class Decoder:
                         ds = phases[p][2](ds)  # grow the cache into the next phase
                         continue
                     target = min(stop, phase.end)
-                    ds = advance(self.state, weights, ds, params, np.int32(target))
+                    ds = advance(self.state, ds, params, np.int32(target))
                     steps = int(ds.step)
                     if steps < target:  # every row has finished
                         finished = True

@@ -10,15 +10,17 @@ values are the matmul's operand and the float32 product is scaled per channel, s
 dequantized copy of a weight is ever made. Activations, the KV cache and the logits
 keep the compute dtype.
 
-Scales are rounded to bfloat16 before the weights are divided by them, so that
-``Transformer.decode_weights`` (which casts floating parameters to the compute dtype
-once before the loop) leaves them exact.
+The sampler quantizes as it takes the model apart (``quantize_piece``, the ``quantize``
+hook of ``DecodeModel.from_transformer``): one layer or vocabulary block at a time, each
+placed on its devices first, so the float weights are never there whole beside the int8
+ones. Scales are rounded to bfloat16 before the weights are divided by them, so that
+the cast of floating parameters to the compute dtype that follows leaves them exact.
 
 An own implementation rather than qwix's ``PtqProvider``: qwix quantizes a weight when
-it meets the module's own parameter at a ``dot_general``, but the decode loop takes the
-stacked layers apart and casts them once outside the loop (``decode_weights``) and runs
-them over per-layer states, and ``Dense`` casts its kernel before the matmul: the arrays
-reaching the matmul are not the parameters qwix knows.
+it meets the module's own parameter at a ``dot_general``, but the sampler holds the
+layers apart (``DecodeModel``), reads the head in vocabulary blocks, and ``Dense`` casts
+its kernel before the matmul: the arrays reaching the matmul are not the parameters qwix
+knows.
 """
 
 from __future__ import annotations
@@ -67,37 +69,54 @@ def _quantized(variable: nnx.Variable, contract_axes: tuple[int, ...]):
     return variable.replace(values), nnx.Param(scale, **meta)
 
 
-def _tables(model: Transformer) -> list[tuple[nnx.Module, str, tuple[int, ...]]]:
-    """``(module, attribute, contracted axes)`` of every table to quantize: each
-    ``Dense`` kernel (contracted over its ``num_in`` input axes, after the stacked layers'
-    leading axis) and, when the head is tied, the embedding (over its embed axis)."""
+def _tables(root: nnx.Module, embedding: bool) -> list[tuple[nnx.Module, str, tuple[int, ...]]]:
+    """``(module, attribute, contracted axes)`` of every table to quantize under ``root``:
+    each ``Dense`` kernel (contracted over its ``num_in`` input axes, after a stacked
+    ``Transformer``'s leading layer axis) and, with ``embedding``, each embedding table
+    (over its embed axis)."""
+    stacked = isinstance(root, Transformer)
     found = []
-    for path, node in nnx.iter_graph(model):
+    for path, node in nnx.iter_graph(root):
         if not isinstance(node, nnx.Module):
             continue
         if hasattr(node, "kernel") and hasattr(node, "num_in"):
-            lead = 1 if path and path[0] == "layers" else 0
+            lead = 1 if stacked and path and path[0] == "layers" else 0
             found.append((node, "kernel", tuple(range(lead, lead + node.num_in))))
-        elif hasattr(node, "embedding") and model.spec.tie_embeddings:
+        elif hasattr(node, "embedding") and embedding:
             found.append((node, "embedding", (1,)))
     return found
 
 
-def quantize_weights(model: Transformer, mode: str = "int8") -> Transformer:
-    """A copy of ``model`` with its matmul weights quantized (``mode``: one of ``MODES``);
-    the weights it leaves alone are shared with ``model``, which is not changed."""
-    if mode not in MODES:
-        raise ConfigError(f"sample: quantize={mode!r}; use one of {MODES}")
-    graphdef, state = nnx.split(model)
-    copy = nnx.merge(graphdef, state)  # its own variables over the same arrays
-    tables = _tables(copy)
+def _quantize_tables(root: nnx.Module, embedding: bool) -> None:
+    tables = _tables(root, embedding)
     if any(getattr(module, name + "_scale") is not None for module, name, _ in tables):
         raise ConfigError("sample: the model's weights are already quantized")
     for module, name, axes in tables:
         values, scale = _quantized(getattr(module, name), axes)
         setattr(module, name, values)
         setattr(module, name + "_scale", scale)
+
+
+def quantize_weights(model: Transformer, mode: str = "int8") -> Transformer:
+    """A copy of ``model`` with its matmul weights quantized (``mode``: one of ``MODES``);
+    the weights it leaves alone are shared with ``model``, which is not changed."""
+    check_mode(mode)
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, state)  # its own variables over the same arrays
+    _quantize_tables(copy, model.spec.tie_embeddings)
     return copy
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"sample: quantize={mode!r}; use one of {MODES}")
+
+
+def quantize_piece(piece: nnx.Module) -> None:
+    """Quantizes, in place, the tables of one piece of a ``DecodeModel`` as
+    ``DecodeModel.from_transformer`` cuts it (a layer, a head block, a tied embedding
+    block): its ``quantize`` hook, so that the float piece is freed before the next."""
+    _quantize_tables(piece, embedding=True)
 
 
 def weight_bytes(state) -> int:

@@ -41,9 +41,30 @@ def test_decode_analysis_counts_the_loop_near_its_floor():
 
     bf16 = decode_analysis.decode_bytes("qwen2.5_0.5b", images=1, codes=16, phases=2)
     int8 = decode_analysis.decode_bytes(
-        "qwen2.5_0.5b", images=1, codes=16, phases=2, quantize="int8", compiled=False
-    )
+        "qwen2.5_0.5b", images=1, codes=16, phases=2, quantize="int8", compiled=False,
+        memory=False,
+    )  # fmt: skip
     for r in (bf16, int8):
         assert r["floor"] <= r["written"] < 3 * r["floor"] and len(r["phases"]) == 2
     assert bf16["compiled_last"] > 0 and int8["floor"] < 0.6 * bf16["floor"]
     assert int8["unfused"] > int8["written"]  # the int8 converts, counted as fused
+    # The prefill and the loop run from the one copy of the weights: their arguments hold
+    # it, and neither program copies a weight (a slice of the head would).
+    for memory, copies in bf16["memory"].values():
+        assert memory.argument_size_in_bytes >= bf16["state_bytes"]
+        assert copies["copied"] == 0
+
+
+def test_weight_copies_finds_a_sliced_weight():
+    """The analysis' copy finder sees a weight sliced inside a program (what a head taken
+    by columns in each step would do) and a convert of it, and not the weight itself."""
+    from benchmarks import decode_analysis
+
+    w = jax.ShapeDtypeStruct((1024, 2048), jax.numpy.bfloat16)
+    x = jax.ShapeDtypeStruct((4, 1024), jax.numpy.bfloat16)
+    sizes = {1024 * 1024: {"bf16"}, 1024 * 2048: {"bf16"}}
+    sliced = jax.jit(lambda x, w: (x @ w[:, :1024], w[:, :1024])).lower(x, w)
+    plain = jax.jit(lambda x, w: x @ w).lower(x, w)
+    found = decode_analysis.weight_copies(sliced.compile().as_text(), sizes)
+    assert found["copied"] == 2 * 1024 * 1024
+    assert decode_analysis.weight_copies(plain.compile().as_text(), sizes)["copied"] == 0

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import chex
 import numpy as np
 import pytest
 import torch
@@ -16,6 +17,7 @@ from configs.smoke import get_config
 from liquid_jax.data.pipeline.dataset import PipelineConfig, make_iterator
 from liquid_jax.errors import ConfigError
 from liquid_jax.export import save_vqgan
+from liquid_jax.models.decode_model import DecodeModel
 from liquid_jax.models.vqgan import VQGAN, VQGANConfig
 from liquid_jax.runs.export_run import export_run
 from liquid_jax.runs.trained_model import load_trained_model
@@ -55,22 +57,23 @@ def _val_loss(model, layout, tokenizer):
 
 
 def test_sampling_reads_the_latest_checkpoint(run_dir):
-    """The model ``load_for_sampling`` finds scores the validation loss the training loop
-    logged for its final weights, not the one of the earlier checkpoint.
+    """The sampler ``load_for_sampling`` makes holds the weights of the model that scores
+    the validation loss the training loop logged for its final weights, not the one of
+    the earlier checkpoint.
 
     Mutation tried: ``checkpoint.restore_subtree`` taking the oldest checkpoint
-    (``step = min(done)``) fails here; the old test (one checkpoint, the sampler's model
-    compared with ``load_trained_model``, which reads through the same function) passed.
+    (``step = min(done)``) fails here (the loaded model scores step 20's loss).
     """
     logged = _logged_val_loss(run_dir)
     assert sorted(logged) == [20, 40] and abs(logged[40] - logged[20]) > 1e-3
     sampler = load_for_sampling(run_dir)
-    model = nnx.merge(sampler.decoder.graphdef, sampler.decoder.state)
+    model, layout, _, step = load_trained_model(run_dir)
+    assert step == 40 and layout.num_image_codes == 64
     assert _val_loss(model, sampler.layout, sampler.tokenizer) == pytest.approx(
         logged[40], rel=1e-4
     )
-    _, layout, _, step = load_trained_model(run_dir)
-    assert step == 40 and layout.num_image_codes == 64
+    held = nnx.state(DecodeModel.from_transformer(model, sampler.decoder.splits))
+    chex.assert_trees_all_equal(sampler.decoder.state, held)
     out = sampler.text(["a red circle"], max_new_tokens=6)
     assert len(out) == 1 and isinstance(out[0], str)
 

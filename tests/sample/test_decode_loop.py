@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from liquid_jax.models.decode_model import DecodeModel
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.sample import decode_loop
@@ -167,7 +168,7 @@ def test_set_weights_decodes_with_the_new_weights_and_keeps_the_compile(model):
     assert first.shape == swapped.shape
     # This tiny model at init repeats its last token whatever its weights, so check the
     # weights themselves too.
-    chex.assert_trees_all_equal(decoder.state, nnx.state(other))
+    chex.assert_trees_all_equal(decoder.state, nnx.state(DecodeModel.from_transformer(other)))
     assert len(decoder._compiled) == compiled
     smaller = TransformerSpec.from_dict({**model.spec.to_dict(), "intermediate_size": 64})
     with pytest.raises(ValueError, match="same architecture"):
@@ -200,23 +201,24 @@ def _weight_uses(jaxpr, shapes, found):
 
 def test_the_loop_reads_weights_as_they_lie():
     """float32 parameters, bfloat16 compute: the weights are taken out of the layer stack
-    and cast once, before the loop; inside it only matmuls (and the embedding gather)
-    touch a weight. Mutation caught: ``decode_step`` without ``decode_weights``."""
+    and cast once, at load (``DecodeModel``); inside the loop only matmuls (and the
+    embedding gather) touch a weight, and the head's range (a vocabulary block) is read
+    in place. Mutation caught: a block edge not at the range's start (the head sliced in
+    each step), the decode form not cast (a convert per step)."""
     spec = tiny_spec("qwen2", vocab_size=VOCAB, tie_embeddings=False, dtype="bfloat16")
-    graphdef, state = nnx.split(Transformer(spec, rngs=nnx.Rngs(0)))
+    model = Transformer(spec, rngs=nnx.Rngs(0))
+    graphdef, state = nnx.split(DecodeModel.from_transformer(model, splits=(100,)))
     dspec = DecodeSpec(4, (100, VOCAB))
     batch = left_pad(_prompts([3, 5, 4]), 0)
     inputs = [jnp.asarray(a) for a in (batch.tokens, batch.positions, batch.segment_ids)]
     inputs += [jnp.asarray(batch.lengths), jnp.arange(3)]
     start = functools.partial(decode_loop._start, graphdef, dspec, batch.tokens.shape[1] + 3)
     ds = jax.eval_shape(start, state, *inputs, np.uint32(0), GREEDY)
-    weights = jax.eval_shape(functools.partial(decode_loop._prepare, graphdef, dspec), state)
     advance = functools.partial(decode_loop._advance, graphdef, dspec)
-    jaxpr = jax.make_jaxpr(advance)(state, weights, ds, GREEDY, np.int32(4)).jaxpr
+    jaxpr = jax.make_jaxpr(advance)(state, ds, GREEDY, np.int32(4)).jaxpr
     loop = next(e for e in jaxpr.eqns if e.primitive.name == "while")
-    # Every weight matrix, stacked and one layer's (biases and norm scales are vectors).
-    kernels = [
-        x for path, x in jax.tree_util.tree_flatten_with_path(state)[0] if "kernel" in str(path)
-    ]
-    shapes = {x.shape for x in kernels} | {x.shape[1:] for x in kernels if x.ndim >= 3}
+    # Every weight matrix: each layer's and the head's blocks (biases and norm scales
+    # are vectors).
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    shapes = {x.shape for path, x in leaves if "kernel" in str(path)}
     assert _weight_uses(loop.params["body_jaxpr"].jaxpr, shapes, []) == []

@@ -39,10 +39,14 @@ def test_mesh_text_parses_into_mesh_config():
 @pytest.mark.parametrize("mesh", ["tensor=2"])
 def test_sharded_sampling_draws_the_one_device_tokens(hf_dir, sampler, mesh):
     sharded = load_for_sampling(hf_dir, mesh=mesh, dtype="float32", batch_size=4)
+    # The weights the sampler holds: the tied table's text and image-code blocks each
+    # split over the tensor axis by vocabulary rows.
     state = jax.tree.leaves(sharded.decoder.state)
-    embedding = sharded.decoder.state["embed_tokens"]["embedding"][...]
-    assert embedding.sharding.spec[0] == "tensor"  # vocabulary rows split
-    assert len(embedding.addressable_shards[0].data) == embedding.shape[0] // 2
+    blocks = [b["embedding"][...] for b in sharded.decoder.state["embed"].values()]
+    assert len(blocks) == 2
+    for block in blocks:
+        assert block.sharding.spec[0] == "tensor"
+        assert len(block.addressable_shards[0].data) == block.shape[0] // 2
     assert all(x.dtype == jnp.float32 for x in state if jnp.issubdtype(x.dtype, jnp.floating))
     kw = dict(grid=(2, 3), temperature=0.0, cfg_scale=3.0, decode=False)
     np.testing.assert_array_equal(
@@ -63,7 +67,7 @@ def test_bfloat16_weights_are_cast_once_at_load(hf_dir, sampler):
     ]
     assert floats and all(x.dtype == jnp.bfloat16 for x in floats)
     spec = half.decoder.model_spec
-    assert spec.param_dtype == spec.dtype == jnp.bfloat16  # decode_weights casts nothing
+    assert spec.param_dtype == spec.dtype == jnp.bfloat16  # nothing left to cast
     kw = dict(grid=(2, 2), temperature=0.0, cfg_scale=3.0, decode=False)
     codes = half.t2i("w1 w2", **kw).codes
     assert codes.shape == (1, 2, 2) and codes.min() >= 0

@@ -1,4 +1,4 @@
-"""``sample/`` generates with the model's own decoder (``Transformer.decode_step``): it
+"""``sample/`` generates with the model's own decoder (``DecodeModel.decode_step``): it
 holds no copy of attention, masks, RoPE, residual wiring or the head. Mutation caught:
 a decode step restated in ``sample/`` (it would import RoPE or the mask constant, merge
 layer states or reach into a layer's sub-modules)."""
@@ -42,7 +42,7 @@ def _findings(path: pathlib.Path) -> list[str]:
 
 def test_sample_defines_no_transformer_layer_code():
     found = {p.name: f for p in sorted(SAMPLE.rglob("*.py")) if (f := _findings(p))}
-    assert found == {}, "sample/ restates decoder code; call Transformer.decode_step"
+    assert found == {}, "sample/ restates decoder code; call DecodeModel.decode_step"
 
 
 def test_the_check_catches_a_restated_step(tmp_path):

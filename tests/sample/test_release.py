@@ -112,8 +112,11 @@ def test_greedy_text_equals_transformers(release, sampler):
     ids = [BOS, *tok(prompt, add_special_tokens=False).input_ids]
     with torch.no_grad():  # the logits themselves first
         want = model(torch.as_tensor([ids])).logits[0].numpy()
+    # The weights the sampler holds, through its prefill.
     ours = nnx.merge(sampler.decoder.graphdef, sampler.decoder.state)
-    got = np.asarray(ours(jnp.asarray([ids], jnp.int32)))[0, :, :HI]
+    cache = ours.init_cache(1, len(ids))
+    got, _ = ours.prefill(jnp.asarray([ids], jnp.int32), cache=cache, columns=(0, HI))
+    got = np.asarray(got)[0]
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     ref = reference_greedy_text(model, ids, 12)
     assert len(ref) >= 3  # not stopped at once
