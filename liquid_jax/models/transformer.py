@@ -11,6 +11,7 @@ a fused kernel, which needs it static (``attention_kernels``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import chex
 import jax
@@ -20,7 +21,7 @@ from flax import nnx
 from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.kv_cache import DecodeWeights, KVCache
-from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, zero_beyond
+from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, select, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.parallel import constrain
@@ -29,8 +30,24 @@ from liquid_jax.parallel import constrain
 PAD_LOGIT = -1e9
 ACTIVATION_AXES = ("batch", "length", "embed")
 
+_QKV = ("query_proj", "key_proj", "value_proj")
+# The projection outputs (``Dense(remat_name=...)``) each named policy keeps for the
+# backward, stacked over the layers; it recomputes everything else. MaxText's names.
+REMAT_SAVED_NAMES = {
+    "full": (),
+    "minimal": (*_QKV, "out_proj", "mlpwi_0", "mlpwi_1", "mlpwo"),
+    "save_dot_except_mlpwi": (*_QKV, "out_proj", "mlpwo"),
+    "save_dot_except_mlp": (*_QKV, "out_proj"),
+    "save_qkv_proj": _QKV,
+    "save_out_proj": ("out_proj",),
+}
 _REMAT_POLICIES = {
     "full": None,  # jax.checkpoint's default: save nothing, recompute the layer
+    **{
+        name: jax.checkpoint_policies.save_only_these_names(*saved)
+        for name, saved in REMAT_SAVED_NAMES.items()
+        if saved
+    },
     "dots_saveable": jax.checkpoint_policies.dots_saveable,
     "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
     "everything_saveable": jax.checkpoint_policies.everything_saveable,
@@ -189,6 +206,10 @@ class Transformer(nnx.Module):
             base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
 
         def body(x, layer, window, window_id):
+            # The layer's first use of x is float32 (RMSNorm). Without the barrier XLA
+            # converts the remat-saved [L, B, T, D] inputs to float32 all at once before
+            # the backward loop (twice their bf16 size) instead of one layer at a time.
+            x = jax.lax.optimization_barrier(x)
             if impl == "xla":
                 mask = base_mask & window_mask(positions, positions, window)
             else:
@@ -287,28 +308,57 @@ class Transformer(nnx.Module):
         logits = self.head(self.norm(x), weight=weights.head, lo=weights.lo)
         return logits[:, 0], cache
 
-    def head_weight(self, lo: int = 0, hi: int | None = None) -> jax.Array:
+    def head_weight(self, lo: int = 0, hi: int | None = None, cast: bool = True) -> jax.Array:
         """The head's matrix for token ids ``[lo, hi)``: dtype[D, hi - lo] (tied: the
-        embedding rows, transposed)."""
+        embedding rows, transposed); ``cast=False``: in the parameters' dtype."""
         hi = self.spec.padded_vocab_size if hi is None else hi
         if self.lm_head is None:
             w = self.embed_tokens.embedding[...][lo:hi].T
         else:
             w = self.lm_head.kernel[...][:, lo:hi]
-        return w.astype(self.spec.dtype)
+        return w.astype(self.spec.dtype) if cast else w
 
-    def head(self, x_btd: jax.Array, weight: jax.Array | None = None, lo: int = 0) -> jax.Array:
+    def vocab_parallel_head(self) -> Callable[[jax.Array], jax.Array]:
+        """``head`` for a loss that takes it a chunk of positions at a time
+        (``train.loss.chunked_loss_sums``), with the vocabulary split over the devices
+        instead of the batch: normed hidden states dtype[B, C, D] -> float32[B, C, V].
+
+        The weight is moved once from its parameter layout (``embed`` split over fsdp) to
+        one split along the vocabulary over every weight-sharding axis (logical axis
+        ``loss_vocab``, ``parallel/rules.py``), and stays float32 there: each chunk casts
+        its own shard, so the gradient is summed over the chunks in float32, in shards.
+        Each device gathers the chunk's few hidden states of its ``data`` replica
+        (``loss_batch``) and computes their logits for its columns only; the loss takes
+        logsumexp, target logit and argmax as reductions over the split vocabulary. No
+        device ever holds the whole head or its whole gradient (at Gemma-7B's 264192 x
+        3072 that was 3 GiB of float32 each). Without a mesh this is ``head``.
+        """
+        w = constrain(self.head_weight(cast=False), (None, "loss_vocab"))
+
+        def head(x_bcd: jax.Array) -> jax.Array:
+            x_bcd = constrain(x_bcd, ("loss_batch", "length", None))
+            return self.head(x_bcd, weight=w, logit_axes=("loss_batch", "length", "loss_vocab"))
+
+        return head
+
+    def head(
+        self,
+        x_btd: jax.Array,
+        weight: jax.Array | None = None,
+        lo: int = 0,
+        logit_axes: tuple[str, ...] = ("batch", "length", "vocab"),
+    ) -> jax.Array:
         """The LM head on normed hidden states ``[B, T, D]`` (all positions or any chunk):
         tied embedding or ``lm_head``, the final soft-cap, padding columns at
-        ``PAD_LOGIT`` -> float32[B, T, padded_vocab].
+        ``PAD_LOGIT`` -> float32[B, T, padded_vocab], laid out by ``logit_axes``.
 
-        ``weight`` (``head_weight(lo, hi)``) restricts it to the token ids ``[lo, hi)``
-        -> float32[B, T, hi - lo]."""
+        ``weight`` (``head_weight(lo, hi)``, any float dtype: it is cast to the compute
+        dtype here) restricts it to the token ids ``[lo, hi)`` -> float32[B, T, hi - lo]."""
         spec = self.spec
         if weight is None and self.lm_head is None:
             logits = self.embed_tokens.attend(x_btd)
         else:
-            w = self.head_weight() if weight is None else weight
+            w = (self.head_weight() if weight is None else weight).astype(spec.dtype)
             logits = jnp.dot(
                 x_btd.reshape(-1, x_btd.shape[-1]).astype(w.dtype),
                 w,
@@ -317,10 +367,13 @@ class Transformer(nnx.Module):
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             logits = jnp.tanh(logits / cap) * cap
-        # Padding columns of the table must never win a softmax, argmax or sample.
+        # Padding columns of the table must never win a softmax, argmax or sample. A
+        # minimum with a [V] row (not a select with a [B, T, V] mask): nothing of the
+        # size of the logits that depends only on constants, which XLA would compute once
+        # outside the loss's chunk loop. Exact: real logits are below inf, others above.
         real = lo + jnp.arange(logits.shape[-1]) < spec.vocab_size
-        logits = jnp.where(real, logits, PAD_LOGIT)
-        return constrain(logits, ("batch", "length", "vocab"))
+        logits = jnp.minimum(logits, select(real, jnp.float32(jnp.inf), PAD_LOGIT))
+        return constrain(logits, logit_axes)
 
 
 def _check_inputs(tokens, positions, segment_ids, cache, logit_indices) -> None:
