@@ -91,10 +91,11 @@ def train_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
 def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     """What the remat policy (``spec.remat``) adds to ``train_flops_per_token`` (which
     counts model FLOPs, as MFU does): the backward runs each layer's forward again, less
-    the projections a named policy keeps; attention's causal blocks, rematted on their
-    own under a layer remat (``attention.dot_product_attention``), run their scores and
-    values a third time. The JAX policies that keep dots count as ``minimal`` (those
-    without batch dimensions) or as nothing recomputed (all dots, everything)."""
+    the projections a named policy keeps (and less what no backward reads); attention's
+    causal blocks, rematted on their own under a layer remat
+    (``attention.dot_product_attention``), run their scores and values a third time.
+    The JAX policies that keep dots count as ``minimal`` (those without batch
+    dimensions) or as nothing recomputed (all dots, everything)."""
     if spec.remat in ("none", "dots_saveable", "everything_saveable"):
         return 0.0
     d, f, hd = spec.hidden_size, spec.intermediate_size, spec.head_dim
@@ -109,7 +110,11 @@ def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
         "mlpwo": 2 * f * d,
     }
     policy = "minimal" if spec.remat == "dots_with_no_batch_dims_saveable" else spec.remat
-    saved = REMAT_SAVED_NAMES[policy]
+    saved = set(REMAT_SAVED_NAMES[policy])
+    if not spec.sandwich_norms:
+        # A pre-norm layer only adds the MLP's output to its stream: no backward reads it,
+        # so it is never recomputed (nor kept).
+        saved.add("mlpwo")
     layer = sum(v for name, v in projections.items() if name not in saved)
     # Scores and values, 2 x 2 x heads x head_dim x context, halved for causality.
     attention = 2 * h * hd * seq_len
