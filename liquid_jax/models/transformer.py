@@ -41,15 +41,18 @@ REMAT_SAVED_NAMES = {
     "save_qkv_proj": _QKV,
     "save_out_proj": ("out_proj",),
 }
+_save_names = jax.checkpoint_policies.save_only_these_names
 _REMAT_POLICIES = {
     "full": None,  # jax.checkpoint's default: save nothing, recompute the layer
+    **{name: _save_names(*saved) for name, saved in REMAT_SAVED_NAMES.items() if saved},
+    # The projections' matmuls run inside a custom VJP (``layers.project``), which JAX's
+    # dot policies do not look into: they keep the projections' outputs by name.
     **{
-        name: jax.checkpoint_policies.save_only_these_names(*saved)
-        for name, saved in REMAT_SAVED_NAMES.items()
-        if saved
+        name: jax.checkpoint_policies.save_from_both_policies(
+            getattr(jax.checkpoint_policies, name), _save_names(*REMAT_SAVED_NAMES["minimal"])
+        )
+        for name in ("dots_saveable", "dots_with_no_batch_dims_saveable")
     },
-    "dots_saveable": jax.checkpoint_policies.dots_saveable,
-    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
     "everything_saveable": jax.checkpoint_policies.everything_saveable,
 }
 
