@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from liquid_jax.models.layers import select
+
 
 def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """-log softmax(logits)[target] at each position, in float32.
@@ -26,9 +28,7 @@ def target_logit(logits: jax.Array, targets: jax.Array) -> jax.Array:
     one small all-reduce adds them, where a gather would first collect the whole logits.
     """
     hit = jnp.arange(logits.shape[-1], dtype=jnp.int32) == targets[..., None]
-    # A product, not jnp.where(hit, logits, 0): XLA:CPU hoists where's broadcast zeros out
-    # of the loss's chunk loop as a whole [B, C, V] buffer. Exact: logits are finite.
-    return jnp.sum(logits * hit.astype(logits.dtype), axis=-1)
+    return jnp.sum(select(hit, logits, 0), axis=-1)
 
 
 def is_argmax(logits: jax.Array, targets: jax.Array) -> jax.Array:
