@@ -18,7 +18,7 @@ from liquid_jax.models.attention_kernels import SegmentMask, fused_attention
 from liquid_jax.models.kv_cache import write_layer
 from liquid_jax.models.layers import Dense, select
 from liquid_jax.models.rope import apply_rope
-from liquid_jax.models.spec import TransformerSpec
+from liquid_jax.models.spec import JAX_REMAT_POLICIES, TransformerSpec
 
 # Finite, so a row that sees nothing still gives a finite (uniform) softmax.
 MASK_VALUE = -1e30
@@ -142,9 +142,10 @@ class Attention(nnx.Module):
         self.scale = spec.attn_scale
         self.softcap = spec.attn_logit_softcap
         self.causal_chunk = spec.attn_causal_chunk
-        # Under a layer remat that recomputes attention anyway, its causal blocks are
-        # recomputed one at a time in the backward too (``dot_product_attention``).
-        self.remat_blocks = spec.remat not in ("none", "dots_saveable", "everything_saveable")
+        # Under a named layer remat (which recomputes attention anyway) its causal blocks
+        # are recomputed one at a time in the backward too (``dot_product_attention``);
+        # JAX's own policies (the demo's) keep their FLOPs.
+        self.remat_blocks = spec.remat not in JAX_REMAT_POLICIES
         self.q_proj = Dense(
             (d,),
             (h, hd),

@@ -92,7 +92,7 @@ def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     """What the remat policy (``spec.remat``) adds to ``train_flops_per_token`` (which
     counts model FLOPs, as MFU does): the backward runs each layer's forward again, less
     the projections a named policy keeps (and less what no backward reads); attention's
-    causal blocks, rematted on their own under a layer remat
+    causal blocks, rematted on their own under a named policy
     (``attention.dot_product_attention``), run their scores and values a third time.
     The JAX policies that keep dots count as ``minimal`` (those without batch
     dimensions) or as nothing recomputed (all dots, everything)."""
@@ -119,5 +119,5 @@ def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     # Scores and values, 2 x 2 x heads x head_dim x context, halved for causality.
     attention = 2 * h * hd * seq_len
     chunk = spec.attn_causal_chunk
-    blocks = chunk and seq_len > chunk and seq_len % chunk == 0
+    blocks = chunk and seq_len > chunk and seq_len % chunk == 0 and policy == spec.remat
     return float(spec.num_layers * (layer + attention * (2 if blocks else 1)))
