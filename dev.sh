@@ -7,8 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${LIQUID_VENV:-.venv}"
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x "$VENV/bin/python" ]; then
+  # liquid_jax needs Python 3.11 or newer (setup.py): another python3 is not a fallback.
+  PYTHON="${PYTHON:-}"
+  if [ -z "$PYTHON" ]; then
+    for candidate in python3.11 python3.12 python3.13 python3; do
+      command -v "$candidate" >/dev/null || continue
+      if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        PYTHON="$candidate"
+        break
+      fi
+    done
+  fi
+  if [ -z "$PYTHON" ] || ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    found="$(python3 --version 2>&1 || echo "no python3")"
+    echo "dev.sh: needs Python 3.11 or newer ($found). Install it (e.g. uv python install" \
+      "3.11) or set PYTHON=/path/to/python3.11" >&2
+    exit 1
+  fi
+fi
 
 extra=""
 [ "${1:-}" = "test" ] && extra="[test]"

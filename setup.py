@@ -19,6 +19,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["liquid_jax", "liquid_jax.*"]),
+    package_data={"liquid_jax.serve": ["static/*"]},  # the page `liquid-jax serve` sends
     install_requires=[
         "jax>=0.10.2",
         "flax>=0.12.8",
@@ -38,10 +39,14 @@ setup(
         "tensorboardX",
         "matplotlib",
         "pyyaml",
+        "jinja2>=3.1",  # chat templates of HF tokenizers
     ],
     extras_require={
         "torch": TORCH,
-        "test": TORCH + ["pytest>=8", "pytest-xdist", "ruff"],
+        # serve runs on the standard library (http.server); the extra names the command.
+        "serve": [],
+        # selenium drives Debian's chromium + chromedriver in tests/serve (no download).
+        "test": TORCH + ["pytest>=8", "pytest-xdist", "ruff", "selenium>=4.20"],
         # gcsfs: etils.epath's gs:// backend, for --workdir gs://bucket/run.
         "tpu": ["jax[tpu]>=0.10.2", "gcsfs>=2026.10.1"],
         "gpu": ["jax[cuda12]>=0.10.2"],

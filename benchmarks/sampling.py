@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/sampling.py [--images 4 --codes 256 --layers 4 --hidden 256]
     .venv/bin/python benchmarks/sampling.py --analysis   # liquid_v1_7b bytes per step
+    .venv/bin/python benchmarks/sampling.py --analysis --quantize int8
 
 Both sides hold the same weights (a random Gemma-shaped HF model, converted with
 ``load_hf``), run float32 on this machine's CPU in one process, and do the same work:
@@ -95,9 +96,12 @@ def main() -> None:
         action="store_true",
         help="bytes per decoding step at liquid_v1_7b vs the floor (no run)",
     )
+    p.add_argument(
+        "--quantize", choices=["int8"], default=None, help="--analysis: weight-only int8"
+    )
     args = p.parse_args()
     if args.analysis:
-        decode_analysis.main()
+        decode_analysis.main(quantize=args.quantize)
         return
     torch.set_num_threads(os.cpu_count() or 1)
     side = int(round(args.codes**0.5))

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from liquid_jax.errors import UserError
+from liquid_jax.train.validate import check_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -82,8 +85,13 @@ def check_overrides(config, overrides: Mapping[str, Any], check_types: bool = Tr
     assigning it on a copy: ConfigDict rejects e.g. a string for an int field."""
     for key in overrides:
         check_key(config, key)
-    if not check_types:
-        return
+    if check_types:
+        apply_overrides(config, overrides)
+
+
+def apply_overrides(config, overrides: Mapping[str, Any]):
+    """A copy of ``config`` with ``overrides`` set, as ``--config.a.b=...`` flags would
+    set them (a string for a non-string field is read as a Python literal)."""
     trial = copy.deepcopy(config)
     for key, value in overrides.items():
         *parents, leaf = strip_prefix(key).split(".")
@@ -99,6 +107,19 @@ def check_overrides(config, overrides: Mapping[str, Any], check_types: bool = Tr
                 f"config key {key!r}: value {value!r} does not fit the field "
                 f"(currently {node[leaf]!r}): {e}"
             ) from e
+    return trial
+
+
+def check_paths(
+    launcher: str, config, overrides: Mapping[str, Any], workdir: str, hint: str = ""
+) -> None:
+    """What ``liquid-jax train`` checks before anything else (``init_from``, tokenizer and
+    data sources exist, through ``liquid_jax.fileio``: local paths here, ``gs://`` in
+    the bucket), run here first: a missing path stops the launch with one line."""
+    try:
+        check_config(apply_overrides(config, overrides), workdir)
+    except UserError as e:
+        raise SystemExit(f"{launcher}: {e}{hint}") from None
 
 
 def _literal(text: str):

@@ -29,6 +29,7 @@ from launch.common import (  # noqa: E402
     ConfigKeyError,
     Runner,
     check_overrides,
+    check_paths,
     liquid_args,
     load_config,
     parse_override_args,
@@ -36,6 +37,7 @@ from launch.common import (  # noqa: E402
 from launch.xla_flags import GPU_ENV, GPU_XLA_FLAGS, joined  # noqa: E402
 
 TEMPLATE = Path(__file__).with_name("slurm.sbatch")
+GPU_VENV = ".venv-gpu"  # python3.11 -m venv .venv-gpu && .venv-gpu/bin/pip install -e '.[gpu]'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +55,7 @@ class SlurmJob:
     cpus_per_gpu: int = 8
     log_dir: str = "slurm_logs"
     repo: str = str(REPO)
-    venv: str = ""  # "": REPO/.venv
+    venv: str = ""  # "": REPO/.venv-gpu (not dev.sh's CPU-only .venv)
     exclusive: bool = True
     nccl_socket_ifname: str = ""  # e.g. "eth0" or "^lo,docker": NCCL's TCP interfaces
     nccl_ib_hca: str = ""  # e.g. "mlx5": which InfiniBand adapters NCCL uses
@@ -125,9 +127,11 @@ def _xla_lines(job: SlurmJob) -> str:
 def render(job: SlurmJob, train_argv: Sequence[str], template: str | None = None) -> str:
     """The sbatch script for ``job`` running ``liquid-jax <train_argv>`` on every task."""
     text = TEMPLATE.read_text() if template is None else template
-    venv = job.venv or f"{job.repo}/.venv"
+    venv = job.venv or f"{job.repo}/{GPU_VENV}"
     mode, jax_env = _jax_lines(job)
-    command = shlex.join([f"{venv}/bin/liquid-jax", *train_argv])
+    # Every task checks that JAX sees its GPU before training (a CPU-only venv would
+    # train on the CPU without a word).
+    command = shlex.join([f"{venv}/bin/liquid-jax", *train_argv, "--expect_platform=gpu"])
     fields = dict(job_name=job.job_name, nodes=job.nodes, ntasks_per_node=job.ntasks_per_node,
                   gpus_per_node=job.gpus_per_node, cpus_per_task=job.cpus_per_task,
                   time=job.time, log_dir=job.log_dir, extra_sbatch=_sbatch_lines(job),
@@ -160,7 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--job_name", default="liquid")
     p.add_argument("--cpus_per_gpu", type=int, default=8)
     p.add_argument("--log_dir", default="slurm_logs", help="where %%x-%%j.out goes")
-    p.add_argument("--venv", default="", help="venv on the nodes (default REPO/.venv)")
+    p.add_argument(
+        "--venv",
+        default="",
+        help=f"venv on the nodes with the [gpu] extra (default REPO/{GPU_VENV})",
+    )
     p.add_argument("--no_exclusive", action="store_true")
     p.add_argument("--nccl_socket_ifname", default="")
     p.add_argument("--nccl_ib_hca", default="")
@@ -170,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sbatch", action="append", default=[], help="extra #SBATCH option")
     p.add_argument("--script", default="", help="write the script here (default LOG_DIR/)")
-    p.add_argument("--dry_run", action="store_true", help="print script + command only")
+    p.add_argument("--dry_run", action="store_true",
+                   help="check the config, print script + command only")  # fmt: skip
     return p
 
 
@@ -195,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = _parser().parse_known_args(argv)
     overrides = parse_override_args(rest)
     try:
-        check_overrides(load_config(args.config), overrides, check_types=False)
+        config = load_config(args.config)
+        check_overrides(config, overrides, check_types=False)
     except ConfigKeyError as e:
         raise SystemExit(f"slurm: {e}") from None
+    # The nodes share this file system: what the config names must exist from here.
+    check_paths("slurm", config, overrides, args.workdir)
     # The script runs from the checkout and logs where SLURM was asked to: absolute paths
     # keep both independent of the directory sbatch is called from.
     args.log_dir = str(Path(args.log_dir).absolute())

@@ -116,6 +116,18 @@ def _group_label(rows: list[dict], others: Sequence[str], labels: dict[str, str]
     return ", ".join(f"{labels[k]}={_value(rows[0].get(k))}" for k in others) or rows[0]["name"]
 
 
+def group_labels(groups: Sequence[list[dict]], others: Sequence[str],
+                 labels: dict[str, str]) -> list[str]:  # fmt: skip
+    """One legend label per group (per line of the plot): the shared name parts, unless
+    two groups share them (their runs' names differ only in what the groups have in
+    common); then every label is its keys' values, distinct by construction."""
+    names = [_group_label(rs, others, labels) for rs in groups]
+    if len(set(names)) < len(names):
+        names = [", ".join(f"{labels[k]}={_value(rs[0].get(k))}" for k in others)
+                 or rs[0]["name"] for rs in groups]  # fmt: skip
+    return names
+
+
 def plot(rows: list[dict], keys: Sequence[str], path: str | Path, x: str | None = None):
     """Validation losses against the first numeric swept key (or ``x``), one line per
     combination of the other swept keys. Returns the path, or None with no numeric axis
@@ -143,11 +155,11 @@ def plot(rows: list[dict], keys: Sequence[str], path: str | Path, x: str | None 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.6), squeeze=False)
     handles = {}
+    names = group_labels(list(groups.values()), others, labels)
     for ax, y in zip(axes[0], ys):
-        for i, rs in enumerate(groups.values()):
+        for i, (rs, label) in enumerate(zip(groups.values(), names)):
             pts = sorted((r[x], r[y]) for r in rs if isinstance(r.get(y), float))
             if pts:
-                label = _group_label(rs, others, labels)
                 (line,) = ax.plot(*zip(*pts), marker="o", color=colors[i % len(colors)])
                 handles.setdefault(label, line)
         values = [r[x] for r in done]

@@ -37,6 +37,7 @@ from launch.common import (  # noqa: E402
     ConfigKeyError,
     Runner,
     check_overrides,
+    check_paths,
     liquid_args,
     load_config,
     parse_override_args,
@@ -52,7 +53,13 @@ RUNTIMES = {
 }
 CODE_DIR = "~/liquid_jax"
 VENV = "~/liquid_venv"
-LOG = "~/liquid_train.log"
+LOG_DIR = "~/liquid_logs"  # one log per launch: train-YYYYmmdd-HHMMSS.log, appended
+NEWEST_LOG = f"$(ls -t {LOG_DIR}/train-*.log | head -n 1)"
+
+
+def log_path(stamp: str) -> str:
+    """The workers' log of the launch started at ``stamp`` (``time.strftime`` of it)."""
+    return f"{LOG_DIR}/train-{stamp}.log"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +149,8 @@ def scp_command(pod: TpuPod, local: str, remote: str) -> list[str]:
 
 
 def unpack_script(tarball: str = "~/liquid_jax.tar.gz") -> str:
-    return f"rm -rf {CODE_DIR} && mkdir -p {CODE_DIR} && tar xzf {tarball} -C {CODE_DIR}"
+    return (f"rm -rf {CODE_DIR} && mkdir -p {CODE_DIR} && tar xzf {tarball} -C {CODE_DIR} "
+            f"&& rm -f {tarball}")  # fmt: skip
 
 
 def clone_script(repo_url: str, ref: str) -> str:
@@ -181,17 +189,25 @@ def train_script(
     overrides: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
     detach: bool = False,
+    stamp: str = "",
 ) -> str:
-    """The shell line every worker runs: ``liquid-jax train`` from the venv, its output
-    kept in ``~/liquid_train.log``; in the foreground each line carries the host name
-    (all workers stream into one terminal), with ``detach`` it runs under nohup."""
-    argv = [f"{VENV}/bin/liquid-jax", *liquid_args(config, workdir, overrides or {})]
+    """The shell line every worker runs: ``liquid-jax train --expect_platform=tpu`` from
+    the venv in its own session (``setsid nohup``), appending to this launch's log
+    (``log_path(stamp)``), so a dropped ssh session leaves the run and its log going and
+    a rerun starts a new log. In the foreground the log is followed until the run ends
+    (each line with the host name: all workers stream into one terminal) and the run's
+    exit status is returned; with ``detach`` the line returns at once (see ``logs``)."""
+    argv = [f"{VENV}/bin/liquid-jax", *liquid_args(config, workdir, overrides or {}),
+            "--expect_platform=tpu"]  # fmt: skip
     exports = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
     cmd = " ".join([*exports, *(shlex.quote(a) if a[0] != "~" else a for a in argv)])
+    log = log_path(stamp or time.strftime("%Y%m%d-%H%M%S"))
+    start = (f"mkdir -p {LOG_DIR} && cd {CODE_DIR} && "
+             f"setsid nohup env {cmd} >> {log} 2>&1 < /dev/null &")  # fmt: skip
     if detach:
-        return f"cd {CODE_DIR} && nohup env {cmd} > {LOG} 2>&1 < /dev/null &"
-    return (f"set -o pipefail; cd {CODE_DIR} && {cmd} 2>&1 | tee {LOG} | "
-            f'sed -u "s/^/[$(hostname)] /"')  # fmt: skip
+        return start
+    return (f"{start} pid=$!; tail -n +1 --pid=$pid -F {log} | "
+            f'sed -u "s/^/[$(hostname)] /"; wait $pid')  # fmt: skip
 
 
 def pack_code(repo: Path, out: Path) -> int:
@@ -229,13 +245,20 @@ def setup(pod: TpuPod, runner: Runner, repo_url: str = "", ref: str = "main", py
     if repo_url:
         runner.run(ssh_command(pod, clone_script(repo_url, ref)))
     else:
-        tarball = Path(tempfile.gettempdir()) / "liquid_jax_code.tar.gz"
+        # A folder of its own per launch: two launches from one machine never share it.
+        staging = Path(tempfile.mkdtemp(prefix="liquid_jax_code_"))
+        tarball = staging / "liquid_jax.tar.gz"
         if runner.dry_run:
             runner.note(f"would pack this checkout ({REPO}) into {tarball}")
         else:
             runner.note(f"packed {pack_code(REPO, tarball)} files of {REPO} into {tarball}")
-        runner.run(scp_command(pod, str(tarball), "~/liquid_jax.tar.gz"))
-        runner.run(ssh_command(pod, unpack_script()))
+        remote = f"~/liquid_jax-{staging.name}.tar.gz"
+        try:
+            runner.run(scp_command(pod, str(tarball), remote))
+        finally:
+            tarball.unlink(missing_ok=True)
+            staging.rmdir()
+        runner.run(ssh_command(pod, unpack_script(remote)))
     runner.run(ssh_command(pod, install_script(python)))
 
 
@@ -275,7 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--python", default="3.11", help="Python of the workers' venv")
     p.add_argument("--remote", default="", help="ssh: a command line for every worker")
     p.add_argument("--delete_after", action="store_true", help="up: delete when done")
-    p.add_argument("--dry_run", action="store_true", help="print the commands only")
+    p.add_argument("--dry_run", action="store_true",
+                   help="check the config here and print the commands only")  # fmt: skip
+    p.add_argument("--no_path_check", action="store_true",
+                   help="data and init_from exist only on the workers: check them there, "
+                        "not here (every worker checks before training)")  # fmt: skip
     return p
 
 
@@ -304,13 +331,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"tpu_pod {args.action}: needs --config and --workdir")
         overrides = {**dcn_overrides(pod.num_slices, args.dcn_axis), **overrides}
         try:
-            check_overrides(load_config(args.config), overrides, check_types=False)
+            config = load_config(args.config)
+            check_overrides(config, overrides, check_types=False)
         except ConfigKeyError as e:
             hint = ""
             if "dcn_" in str(e):
                 hint = ("\n(multislice needs mesh.dcn_data / dcn_fsdp / dcn_tensor in the "
                         "config's mesh section, default 1, as MeshConfig reads them)")  # fmt: skip
             raise SystemExit(f"tpu_pod: {e}{hint}") from None
+        if not args.no_path_check:
+            hint = (" (checked on this machine; if the path exists only on the workers, "
+                    "pass --no_path_check: every worker checks it before training)")  # fmt: skip
+            check_paths("tpu_pod", config, overrides, args.workdir, hint)
     env = worker_env(args.env, xla_flags=not args.no_xla_flags)
     if args.action in ("create", "up"):
         runner.run(create_command(pod))
@@ -319,12 +351,15 @@ def main(argv: list[str] | None = None) -> int:
         setup(pod, runner, args.repo_url, args.ref, args.python)
     rc = 0
     if args.action in ("train", "up"):
-        script = train_script(_remote_spec(args.config), args.workdir, overrides, env, args.detach)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        script = train_script(_remote_spec(args.config), args.workdir, overrides, env,
+                              args.detach, stamp)  # fmt: skip
+        runner.note(f"log on every worker: {log_path(stamp)} (`logs` follows worker 0's)")
         rc = runner.run(ssh_command(pod, script), check=False)
         if args.delete_after and not args.detach:
             runner.run(delete_command(pod))
     if args.action == "logs":
-        runner.run(ssh_command(pod, f"tail -n 200 -F {LOG}", worker="0"), check=False)
+        runner.run(ssh_command(pod, f"tail -n 200 -F {NEWEST_LOG}", worker="0"), check=False)
     if args.action == "ssh":
         if not args.remote:
             raise SystemExit("tpu_pod ssh: needs --remote 'COMMAND'")

@@ -5,6 +5,7 @@
     liquid-jax encode-images --config F --workdir DIR
     liquid-jax train --config F --workdir DIR
     liquid-jax sample --workdir DIR --task t2i|i2t|text --prompt ... --out OUTDIR
+    liquid-jax serve --hf_dir D --vqgan V [--port 8080] [--host 127.0.0.1]
     liquid-jax import-hf --hf_dir D --out DIR [--image_codes N]
     liquid-jax export --workdir DIR --out D
 
@@ -44,7 +45,12 @@ flags.DEFINE_enum("task", "t2i", ["t2i", "i2t", "text"], "sample: what to genera
 flags.DEFINE_string("prompt", None, "sample: caption (t2i), question (i2t) or text prompt.")
 flags.DEFINE_string("image", None, "sample: input image for i2t.")
 flags.DEFINE_integer("num_samples", 4, "sample: samples per prompt.")
-flags.DEFINE_float("cfg", 7.0, "sample: classifier-free guidance scale (t2i).")
+flags.DEFINE_float(
+    "cfg",
+    None,
+    "sample: classifier-free guidance scale (t2i; default: the "
+    "run's evaluated scale in run_info.json, else 7.0; 1: off).",
+)
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("vqgan", None, "sample: taming VQGAN checkpoint (dir, .yaml, .ckpt).")
 flags.DEFINE_string("grid", None, "sample t2i: code grid HxW (default: VQGAN resolution/16).")
@@ -54,14 +60,50 @@ flags.DEFINE_integer("top_k", None, "sample: top-k (t2i 4096; text off).")
 flags.DEFINE_float("top_p", None, "sample: top-p (t2i 0.96; text off).")
 flags.DEFINE_float(
     "cfg_min_p",
-    0.0,
+    None,
     "sample: t2i guidance only among codes of conditional probability >= this times the "
-    "best one's (0: plain guidance, the reference).",
+    "best one's (default: the run's evaluated value, else 0: plain guidance).",
 )
-flags.DEFINE_bool("chat", False, "sample text: wrap the prompt in the Gemma chat template.")
+flags.DEFINE_bool(
+    "chat", False, "sample text: a user turn of the tokenizer's chat template (else Gemma's)."
+)
 flags.DEFINE_bool("size_prefix", False, "sample t2i: multi-resolution 'Image Size' prompt.")
 flags.DEFINE_integer("sample_batch", 8, "sample: samples per compiled batch.")
+flags.DEFINE_integer("port", 8080, "serve: TCP port (0: any free port).")
+flags.DEFINE_string("host", "127.0.0.1", "serve: address to listen on (0.0.0.0: every machine).")
+flags.DEFINE_enum(
+    "dtype", None, ["bfloat16", "float32"], "sample: weights and compute (CPU f32, else bf16)."
+)
+flags.DEFINE_string("mesh", None, "sample: shard the model over devices, e.g. tensor=8.")
+flags.DEFINE_string("boi_token", "<unused0>", "sample: the tokenizer's <boi> (no liquid_vocab).")
+flags.DEFINE_string("eoi_token", "<unused1>", "sample: the tokenizer's <eoi> (no liquid_vocab).")
+flags.DEFINE_string("uncond_token", "<unused2>", "sample: its <unconditional> token.")
+flags.DEFINE_enum("quantize", None, ["int8"], "sample: weight-only int8 matmul weights.")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
+flags.DEFINE_bool("dry_run", False, "train: check the config's paths (and devices), then stop.")
+flags.DEFINE_enum("expect_platform", None, ["cpu", "gpu", "tpu"],
+                  "train: stop unless JAX sees devices of this platform.")  # fmt: skip
+flags.DEFINE_bool("allow_nonstock_vqgan", False,
+                  "export: write a VQGAN stock PyTorch encoders cannot reproduce, documented "
+                  "in the export's README.")  # fmt: skip
+
+# The flags each command reads (beside --debug and absl's own); any other is refused.
+_SAMPLE_FLAGS = ("workdir", "hf_dir", "out", "task", "prompt", "image", "num_samples", "cfg",
+                 "seed", "vqgan", "grid", "max_new_tokens", "temperature", "top_k", "top_p",
+                 "cfg_min_p", "chat", "size_prefix", "sample_batch", "quantize")  # fmt: skip
+# How a model is loaded for generation (sample and serve).
+_LOAD_FLAGS = ("dtype", "mesh", "boi_token", "eoi_token", "uncond_token")
+COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
+    "demo": ("config", "workdir"),
+    "train-vqgan": ("config", "workdir"),
+    "encode-images": ("config", "workdir"),
+    "train": ("config", "workdir", "dry_run", "expect_platform"),
+    "sample": _SAMPLE_FLAGS + _LOAD_FLAGS,
+    "serve": ("workdir", "hf_dir", "vqgan", "host", "port", "grid", "size_prefix", "sample_batch")
+    + _LOAD_FLAGS,
+    "import-hf": ("hf_dir", "out", "image_codes"),
+    "export": ("workdir", "out", "allow_nonstock_vqgan"),
+}
 
 
 def _require(*names: str) -> None:
@@ -84,7 +126,7 @@ def _export() -> None:
     # this command's stage only (start-up time; see the module docstring)
     from liquid_jax.runs.export_run import export_run
 
-    export_run(FLAGS.workdir, FLAGS.out)
+    export_run(FLAGS.workdir, FLAGS.out, allow_nonstock_vqgan=FLAGS.allow_nonstock_vqgan)
     logging.info("wrote %s", FLAGS.out)
 
 
@@ -101,10 +143,18 @@ def _train() -> None:
     _require("config", "workdir")
     # this command's stage only (start-up time; see the module docstring)
     from liquid_jax.train.loop import train
+    from liquid_jax.train.validate import check_config, check_platform
 
+    if FLAGS.dry_run:  # one process alone: no jax.distributed, nothing compiled
+        check_config(FLAGS.config, FLAGS.workdir)
+        devices = check_platform(FLAGS.expect_platform)
+        print(f"liquid-jax train: dry run: the config's paths exist; {devices}")
+        return
     initialize_distributed()
+    check_platform(FLAGS.expect_platform)
     metrics = train(FLAGS.config, FLAGS.workdir)
-    logging.info("train: last metrics %s", metrics)
+    if metrics:  # {}: already at total_steps (train said so)
+        logging.info("train: last metrics %s", metrics)
 
 
 def _encode_images() -> None:
@@ -144,8 +194,31 @@ def _sample() -> None:
         chat=FLAGS.chat,
         size_prefix=FLAGS.size_prefix,
         batch_size=FLAGS.sample_batch,
+        dtype=FLAGS.dtype,
+        mesh=FLAGS.mesh,
+        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
+        quantize=FLAGS.quantize,
     )
     logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
+
+
+def _serve() -> None:
+    # this command's stage only (start-up time; see the module docstring)
+    from liquid_jax.serve.cli_serve import run_serve
+
+    run_serve(
+        workdir=FLAGS.workdir,
+        hf_dir=FLAGS.hf_dir,
+        vqgan=FLAGS.vqgan,
+        host=FLAGS.host,
+        port=FLAGS.port,
+        grid=FLAGS.grid,
+        size_prefix=FLAGS.size_prefix,
+        batch_size=FLAGS.sample_batch,
+        dtype=FLAGS.dtype,
+        mesh=FLAGS.mesh,
+        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
+    )
 
 
 def _demo() -> None:
@@ -162,13 +235,39 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "encode-images": _encode_images,
     "train": _train,
     "sample": _sample,
+    "serve": _serve,
     "import-hf": _import_hf,
     "export": _export,
 }
 
 
 def _usage() -> str:
-    return (__doc__ or "") + "\ncommands: " + ", ".join(COMMANDS) + "\n"
+    lines = [__doc__ or "", "commands and their flags (all take --debug):"]
+    for command in COMMANDS:
+        lines.append(f"\n  {command}")
+        for name in COMMAND_FLAGS.get(command, ()):
+            flag = FLAGS[name]
+            default = "" if flag.default in (None, "", False) else f" (default {flag.default})"
+            lines.append(f"    --{name}: {flag.help}{default}")
+    return "\n".join(lines) + "\n"
+
+
+def check_command_flags(command: str) -> None:
+    """Refuses a flag of this file that ``command`` does not read (absl accepts every
+    defined flag anywhere, so ``train --prompt x`` would be silently ignored). Flags of
+    libraries (absl logging, Grain, Orbax) pass."""
+    allowed = COMMAND_FLAGS.get(command)
+    if allowed is None:
+        return
+    here = FLAGS.find_module_defining_flag("workdir")  # this file, however it was started
+    for name in sorted(FLAGS):
+        if not FLAGS[name].present or FLAGS.find_module_defining_flag(name) != here:
+            continue
+        if name not in allowed and name != "debug":
+            raise ConfigError(
+                f"--{name} is not a flag of {command} (its flags: "
+                f"{', '.join('--' + f for f in allowed)}, --debug)"
+            )
 
 
 def _config_spec(argv: list[str]) -> str | None:
@@ -297,6 +396,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
     def main(_):
+        check_command_flags(command)
         COMMANDS[command]()
 
     try:

@@ -14,6 +14,9 @@ from ml_collections import config_dict
 
 from liquid_jax.errors import ConfigError
 
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     """``"runlocal,variant=7b"`` -> ConfigDict(runlocal=True, variant="7b") over defaults.
@@ -26,10 +29,18 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
         if key not in out:
             raise ConfigError(f"config arg {key!r} unknown; known: {sorted(out)}")
         kind = type(out[key])
-        if kind is bool:
-            out[key] = value.lower() in ("1", "true", "yes") if eq else True
+        if kind is bool and not eq:
+            out[key] = True
+        elif kind is bool:
+            if value.lower() not in _TRUE + _FALSE:
+                raise ConfigError(f"config arg {key}={value!r}: not a boolean "
+                                  f"({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")  # fmt: skip
+            out[key] = value.lower() in _TRUE
         else:
-            out[key] = kind(value)
+            try:
+                out[key] = kind(value)
+            except ValueError:
+                raise ConfigError(f"config arg {key}={value!r}: not a {kind.__name__}") from None
     return ml_collections.ConfigDict(out)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import glob as _glob
 import os
 import posixpath
 import re
@@ -138,3 +139,21 @@ def local_file(path: str) -> Iterator[str]:
         yield local
         with builtins.open(local, "rb") as f:
             write_bytes(path, f.read())
+
+
+def has_wildcards(pattern: str) -> bool:
+    return _glob.has_magic(pattern)
+
+
+def glob(pattern: str) -> list[str]:
+    """The paths matching ``pattern`` (``*``, ``?``, ``[...]``, ``**`` across folders),
+    sorted; a pattern without wildcards gives itself when it exists. A URL pattern
+    (``gs://bucket/text/*.jsonl``) is listed through its object store."""
+    if not _glob.has_magic(pattern):
+        return [pattern] if exists(pattern) else []
+    if not is_url(pattern):
+        return sorted(_glob.glob(pattern, recursive=True))
+    parts = pattern.split("/")
+    first = next(i for i, part in enumerate(parts) if _glob.has_magic(part))
+    root, rest = "/".join(parts[:first]), "/".join(parts[first:])
+    return sorted(str(p) for p in _epath(root).glob(rest))

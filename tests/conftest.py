@@ -102,6 +102,8 @@ def cpu_devices():
 SLOW = {
     "tests/demo/test_demo.py": 120,  # the runlocal demo, every stage
     "tests/train/test_multihost.py": 60,  # 2 launcher runs of 2 processes + 1 process
+    "tests/train/test_preemption_hosts.py": 55,  # 2 processes stopped by SIGTERM, then resumed
+    "tests/test_readme_examples.py::test_real_base_example_imports_and_trains": 50,
     "tests/train/test_vqgan_train.py::test_training_raises_psnr": 60,
     "tests/train/test_vqgan_train.py::test_resume_equals_straight_run": 45,
     "tests/train/test_vqgan_train.py::test_gan_path_trains_both_networks_from_disc_start": 25,

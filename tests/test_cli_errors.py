@@ -6,6 +6,7 @@ escaping it); a few start the command as a user does, in a fresh process."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,6 +174,54 @@ def test_encode_images_over_the_skip_limit(liquid_jax, tmp_path):
         "--config.skips.min_seen=4",
     )
     _one_line_error(code, err, "encode-images", "missing_file", "gone1.png")
+
+
+# -- flags, config args and the dry run -------------------------------------------------
+
+
+def test_a_flag_the_command_does_not_read(liquid_jax, tmp_path):
+    code, err = liquid_jax("train", f"--config={REPO}/configs/smoke.py", f"--workdir={tmp_path}",
+                           "--prompt=x")  # fmt: skip
+    line = _one_line_error(code, err, "train", "--prompt is not a flag of train")
+    assert "--dry_run" in line and "--config" in line
+    assert not (tmp_path / "checkpoints").exists()
+    code, err = liquid_jax("import-hf", f"--hf_dir={tmp_path}", f"--out={tmp_path}", "--cfg=3")
+    _one_line_error(code, err, "import-hf", "--cfg is not a flag of import-hf")
+
+
+def test_help_lists_each_commands_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(["liquid-jax", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    sections = {
+        m.group(1): m.group(2) for m in re.finditer(r"^  (\S+)\n((?:    .*\n)*)", out, re.M)
+    }
+    assert "--dry_run:" in sections["train"] and "--prompt" not in sections["train"]
+    assert "--prompt:" in sections["sample"] and "--cfg:" in sections["sample"]
+    assert "--image_codes:" in sections["import-hf"] and "(default 8192)" in sections["import-hf"]
+
+
+def test_a_config_arg_that_is_not_a_boolean(liquid_jax, tmp_path):
+    code, err = liquid_jax("train", f"--config={REPO}/configs/liquid.py:runlocal=flase",
+                           f"--workdir={tmp_path}")  # fmt: skip
+    _one_line_error(code, err, "train", "runlocal='flase'", "not a boolean")
+
+
+def test_dry_run_names_the_missing_init_from_and_checks_the_platform(liquid_jax, tmp_path):
+    missing = tmp_path / "liquid-init"
+    run = tmp_path / "run"
+    code, err = liquid_jax("train", f"--config={REPO}/configs/liquid.py:init={missing}",
+                           f"--workdir={run}", "--dry_run")  # fmt: skip
+    _one_line_error(code, err, "train", f"model.init_from: {missing}: no such directory")
+    code, err = liquid_jax("train", f"--config={REPO}/configs/smoke.py", f"--workdir={run}",
+                           "--dry_run")  # fmt: skip
+    assert code in (0, None), err[-2000:]
+    code, err = liquid_jax("train", f"--config={REPO}/configs/smoke.py", f"--workdir={run}",
+                           "--dry_run", "--expect_platform=tpu")  # fmt: skip
+    _one_line_error(code, err, "train", "--expect_platform tpu: JAX sees 8 cpu devices",
+                    "'.[tpu]'")  # fmt: skip
+    assert not run.exists()  # a dry run writes nothing
 
 
 # -- the switches: --debug, LIQUID_DEBUG, bugs ----------------------------------------------

@@ -317,3 +317,91 @@ def hf_greedy(model, prompt: np.ndarray, num_new: int) -> np.ndarray:
             attention_mask=torch.ones(prompt.shape, dtype=torch.long),
         )
     return out[:, prompt.shape[1] :].numpy()
+
+
+# -- a checkpoint laid out like the released Liquid model (transformers + torch) --------
+
+# Gemma's ids: <unused0..2> (Liquid's <boi>, <eoi>, <unconditional>) are 7, 8, 9.
+RELEASE_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>",
+                    "<end_of_turn>", "<unused0>", "<unused1>", "<unused2>"]  # fmt: skip
+RELEASE_WORDS = ["The", "caption", "of", "this", "image", "is:", "user", "model"]
+RELEASE_WORDS += [f"w{i}" for i in range(22)]
+RELEASE_TEXT = len(RELEASE_SPECIALS) + len(RELEASE_WORDS)  # 40 = len(tokenizer)
+RELEASE_CODES = 64
+# Downsample 4 (16x16-pixel images are 4x4 codes), no attention levels, as Chameleon's.
+RELEASE_VQGAN = tiny_vqgan_config(ch_mult=(1, 2, 2), n_embed=RELEASE_CODES, resolution=16)
+
+
+def random_taming_state_dict(config: VQGANConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random taming VQGAN weights at scales that keep activations O(1)."""
+    from liquid_jax.export.vqgan_torch import taming_shapes
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in taming_shapes(config).items():
+        if key.endswith(".bias"):
+            x = 0.1 * rng.standard_normal(shape)
+        elif len(shape) == 1:  # GroupNorm scale
+            x = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif len(shape) == 2:  # codebook, near the latents' scale: many codes in use
+            x = 0.3 * rng.standard_normal(shape)
+        else:  # conv, fan-in scaled
+            x = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+        out[key] = x.astype(np.float32)
+    return out
+
+
+def save_taming_vqgan(directory: str, state_dict: dict, config: VQGANConfig) -> None:
+    """``vqgan.yaml`` + ``vqgan.ckpt`` as Chameleon ships them, written with yaml and
+    torch directly (not through liquid_jax's writer)."""
+    import torch  # deferred: the torch extra
+    import yaml
+
+    os.makedirs(directory, exist_ok=True)
+    ddconfig = dict(double_z=False, z_channels=config.z_channels, resolution=config.resolution,
+                    in_channels=3, out_ch=3, ch=config.ch, ch_mult=list(config.ch_mult),
+                    num_res_blocks=config.num_res_blocks,
+                    attn_resolutions=list(config.attn_resolutions), dropout=0.0)  # fmt: skip
+    loss = dict(target="taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator",
+                params=dict(disc_conditional=False, disc_in_channels=3, disc_start=0))  # fmt: skip
+    params = dict(embed_dim=config.embed_dim, n_embed=config.n_embed, ddconfig=ddconfig,
+                  lossconfig=loss)  # fmt: skip
+    cfg = dict(model=dict(base_learning_rate=4.5e-6, target="taming.models.vqgan.VQModel",
+                          params=params))  # fmt: skip
+    with open(os.path.join(directory, "vqgan.yaml"), "w") as f:
+        yaml.safe_dump(cfg, f)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}
+    torch.save({"state_dict": tensors}, os.path.join(directory, "vqgan.ckpt"))
+
+
+def save_release_checkpoint(directory: str, seed: int = 0):
+    """A tiny ``Liquid_V1_7B`` as downloaded: a random ``GemmaForCausalLM`` (MHA, tied
+    embeddings, ``RELEASE_TEXT + RELEASE_CODES`` rows) by ``save_pretrained`` with a
+    Gemma-style tokenizer holding ``<unused0..2>`` and no ``liquid_vocab.json``; beside
+    it (``directory/chameleon``) a taming VQGAN as ``vqgan.yaml`` + ``vqgan.ckpt``.
+
+    Returns (the HF model, the VQGAN's taming state dict, the model's directory, the
+    VQGAN's directory)."""
+    import torch  # deferred: the torch extra
+    import transformers
+
+    config = transformers.GemmaConfig(
+        vocab_size=RELEASE_TEXT + RELEASE_CODES, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=16,
+        max_position_embeddings=128, bos_token_id=2, eos_token_id=1, pad_token_id=0,
+        hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+    )  # fmt: skip
+    config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = transformers.GemmaForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.2 if "norm" in name else 0.15
+            p.copy_(torch.randn_like(p) * scale)
+    model_dir = os.path.join(directory, "Liquid_V1_tiny")
+    model.save_pretrained(model_dir)
+    _save_word_level(model_dir, RELEASE_SPECIALS + RELEASE_WORDS)
+    state_dict = random_taming_state_dict(RELEASE_VQGAN, seed)
+    vqgan_dir = os.path.join(directory, "chameleon")
+    save_taming_vqgan(vqgan_dir, state_dict, RELEASE_VQGAN)
+    return model, state_dict, model_dir, vqgan_dir

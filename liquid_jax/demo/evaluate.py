@@ -38,7 +38,7 @@ from liquid_jax.evals.scoring import score_captions, score_images
 from liquid_jax.evals.text_ppl import perplexity
 from liquid_jax.models.vqgan_apply import decode_codes, encode_images
 from liquid_jax.progress import Progress
-from liquid_jax.runs.trained_model import load_trained_model
+from liquid_jax.runs.trained_model import load_trained_model, record_sampling
 from liquid_jax.sample.loading import load_for_sampling
 
 ATTRS = ("color", "shape", "size", "position")
@@ -160,6 +160,10 @@ def run_eval(config, paths: Paths) -> dict:
     logging.info("probe on blurred real test images: %s", _rounded(blur_scores))
     prompts = [r["caption"] for r in records[: e.num_prompts]]
     t2i = _t2i(config, sampler, probe, prompts)
+    # What `liquid-jax sample --workdir LIQUID` then uses unless told otherwise (its own
+    # defaults are the reference's, for a model trained at Liquid's scale).
+    record_sampling(paths.liquid, "t2i", dict(cfg=e.cfg_scale, cfg_min_p=e.cfg_min_p,
+                    temperature=e.temperature, top_k=e.top_k, top_p=e.top_p))  # fmt: skip
 
     t = time.perf_counter()
     i2t_images = images[: e.num_images]

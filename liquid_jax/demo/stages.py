@@ -167,7 +167,9 @@ def train_liquid(config, paths: Paths) -> dict:
 
 def export_final(config, paths: Paths) -> dict:
     """``liquid-jax export``: HF transformers model + tokenizer, VQGAN as taming files."""
-    export_run(paths.liquid, paths.export)
+    # The demo's VQGAN encodes each 4x4 patch alone (configs/demo.py): documented in
+    # the export's vqgan/README.md.
+    export_run(paths.liquid, paths.export, allow_nonstock_vqgan=True)
     files = sorted(os.listdir(paths.export)) + [
         f"vqgan/{f}" for f in sorted(os.listdir(os.path.join(paths.export, "vqgan")))
     ]

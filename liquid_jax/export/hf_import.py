@@ -6,12 +6,18 @@ the three special tokens, then the image codes. Where ``<boi>``, ``<eoi>`` and
 .plan_special_tokens``): kept when present, Gemma's ``<unused0..2>`` when the tokenizer
 has them (as the released Liquid model does, ids 7, 8, 9), otherwise added after the last
 tokenizer id (reusing spare embedding rows, e.g. Qwen's, when there are any).
-Directories may be local or URLs (``gs://``).
+
+A model that already holds image codes (a released Liquid checkpoint: the tokenizer's
+length plus a codebook of rows, ``<boi>`` / ``<eoi>`` / ``<unconditional>`` in the
+tokenizer, by name or in ``<unused0..2>``) is imported as it is: converted, with its
+``liquid_vocab.json`` written and no rows added (``liquid-jax sample --hf_dir`` also
+reads such a directory directly). Directories may be local or URLs (``gs://``).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+from absl import logging
 
 from liquid_jax import fileio
 from liquid_jax.data.tokenizers.base import SPECIAL_TOKENS
@@ -45,6 +51,38 @@ def _special_ids(tokenizer: TokenizerFiles, model_vocab: int, where: str):
     return ids, max(model_vocab, first + 3), dict(zip(SPECIAL_TOKENS, ids))
 
 
+# Rows past the tokenizer fewer than this are spare padding (Qwen keeps a few hundred),
+# not a codebook, unless they are exactly the number of codes asked for.
+MIN_CODEBOOK = 1024
+
+
+def _already_expanded(
+    tokenizer: TokenizerFiles, model_vocab: int, image_codes: int, where: str
+) -> int | None:
+    """The image codes of a model that is already a Liquid model, else None.
+
+    Already expanded: the tokenizer names Liquid's special tokens (or has Gemma's
+    ``<unused0..2>`` slots for them) and the model has a codebook's worth of rows past
+    the tokenizer's last id."""
+    if not tokenizer.present:
+        return None
+    try:
+        how, _ = tokenizer.special_token_ids()
+    except ValueError:
+        return None  # reported with the tokenizer's other problems below
+    extra = model_vocab - len(tokenizer)
+    if how == "append" or extra <= 0 or (extra != image_codes and extra < MIN_CODEBOOK):
+        return None
+    if extra != image_codes:
+        raise ConfigError(
+            f"{where}: already holds {extra} image-code rows after its tokenizer's "
+            f"{len(tokenizer)} tokens (an expanded Liquid model), not image_codes="
+            f"{image_codes}; pass --image_codes={extra} to import it as it is, or sample it "
+            f"directly: liquid-jax sample --hf_dir {where}"
+        )
+    return extra
+
+
 def _check_distinct(named: dict[str, int], where: str) -> None:
     """<boi>, <eoi>, <unconditional> must differ from each other and from bos/eos/pad
     (bos, eos and pad may share an id, as in Qwen)."""
@@ -64,7 +102,8 @@ def import_hf(
     """Converts an HF Gemma / Gemma2 / Qwen2 / Llama model into a Liquid starting point.
 
     Loads ``hf_dir``, reserves ``<boi>``, ``<eoi>``, ``<unconditional>``, appends
-    ``image_codes`` rows (mean-initialised, see ``vocab_resize``), and writes to
+    ``image_codes`` rows (mean-initialised, see ``vocab_resize``; none when the model
+    already holds them, see the module docstring), and writes to
     ``out_dir`` an HF directory (loadable by ``AutoModelForCausalLM``) with the tokenizer
     files (plus any added special tokens) and ``liquid_vocab.json``.
 
@@ -90,7 +129,17 @@ def import_hf(
     model = load_hf(hf_dir, dtype=dtype, vocab_multiple=vocab_multiple)
     spec = model.spec
     tokenizer = TokenizerFiles(hf_dir)
-    (boi, eoi, uncond), text_vocab, added = _special_ids(tokenizer, spec.vocab_size, hf_dir)
+    expanded = _already_expanded(tokenizer, spec.vocab_size, int(image_codes), hf_dir)
+    if expanded:
+        (boi, eoi, uncond), text_vocab, added = tokenizer.special_token_ids()[1], len(tokenizer), {}
+        logging.info(
+            "import-hf: %s already holds %d image codes after %d text tokens (a Liquid "
+            "model): converted as it is, no rows added (liquid-jax sample --hf_dir reads it "
+            "directly too)",
+            hf_dir, expanded, text_vocab,
+        )  # fmt: skip
+    else:
+        (boi, eoi, uncond), text_vocab, added = _special_ids(tokenizer, spec.vocab_size, hf_dir)
 
     eos = spec.eos_token_id[0] if spec.eos_token_id else None
     bos = spec.bos_token_id if spec.bos_token_id is not None else eos
@@ -103,7 +152,8 @@ def import_hf(
     _check_distinct(named, hf_dir)
     layout = VocabLayout(text_vocab_size=text_vocab, num_image_codes=int(image_codes), **named)
 
-    model = expand_vocab(model, layout.vocab_size)
+    if layout.vocab_size != spec.vocab_size:
+        model = expand_vocab(model, layout.vocab_size)
     fileio.makedirs(out_dir)
     save_hf(model, out_dir)
     if tokenizer.present:

@@ -96,16 +96,35 @@ class KVCache:
     def advance(self, num_tokens: int) -> KVCache:
         return self.replace(index=self.index + num_tokens)
 
+    def grow(self, max_len: int) -> KVCache:
+        """The same cache with ``max_len`` >= ``self.max_len`` slots, the new ones empty
+        (segment 0): a decode loop can run on a cache sized to its current phase."""
+        extra = max_len - self.max_len
+        if extra < 0:
+            raise ValueError(f"KVCache.grow: {max_len} slots < the current {self.max_len}")
+        if extra == 0:
+            return self
+        pad_kv = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, extra), (0, 0)))
+        pad_row = lambda x: jnp.pad(x, ((0, 0), (0, extra)))
+        return self.replace(
+            k=tuple(map(pad_kv, self.k)),
+            v=tuple(map(pad_kv, self.v)),
+            segment_ids=pad_row(self.segment_ids),
+            positions=pad_row(self.positions),
+        )
+
 
 @struct.dataclass
 class DecodeWeights:
     """``Transformer.decode_weights``: layers: one ``nnx.State`` per decoder layer (compute
-    dtype); head: dtype[D, hi - lo], the head's columns for ids ``[lo, hi)``."""
+    dtype); head: dtype[D, hi - lo], the head's columns for ids ``[lo, hi)`` (int8 with
+    ``head_scale: float[hi - lo]`` when the head is weight-only quantized)."""
 
     layers: tuple
     head: jax.Array
     graphdef: nnx.GraphDef = struct.field(pytree_node=False)
     lo: int = struct.field(pytree_node=False)
+    head_scale: jax.Array | None = None
 
 
 def is_axes(x) -> bool:

@@ -1,4 +1,9 @@
-"""Building blocks: parameters with logical axes, projections, embedding, RMSNorm, MLP."""
+"""Building blocks: parameters with logical axes, projections, embedding, RMSNorm, MLP.
+
+``Dense`` and ``Embed`` also run weight-only quantized (``sample/quantize.py`` sets
+them up): an int8 table with a float scale per output channel (``kernel_scale``,
+``embedding_scale``), read as it lies by the matmul and scaled after it.
+"""
 
 from __future__ import annotations
 
@@ -53,10 +58,9 @@ def project(x: jax.Array, kernel: jax.Array, n: int, names: tuple[str, ...]) -> 
     logical axes ``names`` (any dtype: float32 master weights) -> [N, *out].
 
     The kernel is cast where it lies, in its own shards, so that an FSDP gather moves
-    the compute dtype (half of float32). Its gradient is computed in float32 and summed
-    over the devices in float32 (then cast to the kernel's dtype): the same numbers as
-    ``dot_general(x, kernel.astype(x.dtype))`` without a mesh, except that the weight
-    gradient is not rounded to the compute dtype before the sum.
+    the compute dtype (half of float32); its gradient leaves the matmul in the compute
+    dtype and is summed over the devices in the kernel's dtype, into the kernel's shards.
+    The same numbers as ``dot_general(x, kernel.astype(x.dtype))`` and its autodiff.
     """
     w = constrain(kernel.astype(x.dtype), names)
     return jax.lax.dot_general(x, w, ((tuple(range(1, n + 1)), tuple(range(n))), ((), ())))
@@ -71,19 +75,45 @@ def _project_bwd(n, names, residuals, g):
     w = constrain(kernel.astype(x.dtype), names)
     out_axes = tuple(range(n, kernel.ndim))
     dx = jax.lax.dot_general(g, w, ((tuple(range(1, g.ndim)), out_axes), ((), ())))
-    dw = jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
-    return dx.astype(x.dtype), constrain(dw, names).astype(kernel.dtype)
+    # In the compute dtype, as autodiff of the cast would give it (XLA:CPU has no bf16
+    # matmul with a float32 result), then summed over the devices in the kernel's dtype.
+    dw = jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())))
+    return dx.astype(x.dtype), constrain(dw.astype(kernel.dtype), names)
 
 
 project.defvjp(_project_fwd, _project_bwd)
+
+
+def quantized_dot(x, kernel, scale, dimension_numbers, out_dtype) -> jax.Array:
+    """``dot_general(x, kernel)`` for an int8 ``kernel`` with one ``scale`` per output
+    channel (broadcast over the product's trailing axes): the int8 values enter the
+    matmul converted to x's dtype (a convert that accelerators fuse into the matmul, so
+    it reads the int8 values), the product accumulates in float32 and is scaled there
+    -> out_dtype."""
+    y = jax.lax.dot_general(
+        x, kernel.astype(x.dtype), dimension_numbers, preferred_element_type=jnp.float32
+    )
+    return (y * scale.astype(jnp.float32)).astype(out_dtype)
+
+
+def head_dot(x_nd: jax.Array, w_dv: jax.Array, scale_v: jax.Array | None, dtype) -> jax.Array:
+    """An output head's logits, float32[N, V]: ``w`` in the compute dtype, or int8 with
+    its per-column ``scale``."""
+    if scale_v is None:
+        return jnp.dot(x_nd.astype(w_dv.dtype), w_dv, preferred_element_type=jnp.float32)
+    dims = (((1,), (0,)), ((), ()))
+    return quantized_dot(x_nd.astype(dtype), w_dv, scale_v, dims, jnp.float32)
 
 
 class Dense(nnx.Module):
     """Contracts the last ``len(in_shape)`` axes of x with a kernel ``[*in_shape, *out_shape]``.
 
     Keeping heads as separate kernel axes (``q_proj``: ``[embed, heads, head_dim]``) lets
-    the tensor axis shard heads without reshapes.
+    the tensor axis shard heads without reshapes. A weight-only quantized Dense holds an
+    int8 kernel and ``kernel_scale: float[*out_shape]``.
     """
+
+    kernel_scale: nnx.Param | None = None  # set on quantized copies only
 
     def __init__(
         self,
@@ -121,7 +151,12 @@ class Dense(nnx.Module):
         # contracted as it lies (no reshape of the weights in the program: a decode step
         # reads each weight once).
         x = x.astype(self.dtype).reshape(-1, *kernel.shape[:n])
-        y = project(x, kernel, n, self.kernel_names)
+        if self.kernel_scale is None:
+            y = project(x, kernel, n, self.kernel_names)
+        else:
+            contract = (tuple(range(1, n + 1)), tuple(range(n)))
+            scale = self.kernel_scale[...]
+            y = quantized_dot(x, kernel, scale, (contract, ((), ())), self.dtype)
         y = y.reshape(*lead, *kernel.shape[n:])
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
@@ -131,7 +166,11 @@ class Dense(nnx.Module):
 
 
 class Embed(nnx.Module):
-    """Token embedding ``embedding: [padded_vocab, embed]``, optionally scaled (Gemma)."""
+    """Token embedding ``embedding: [padded_vocab, embed]``, optionally scaled (Gemma).
+    Weight-only quantized: an int8 table and ``embedding_scale: float[padded_vocab]``, one
+    per row (so per column of the tied head)."""
+
+    embedding_scale: nnx.Param | None = None  # set on quantized copies only
 
     def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
         self.spec = spec
@@ -147,7 +186,11 @@ class Embed(nnx.Module):
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens: int32[B, T] -> dtype[B, T, D]."""
-        x = jnp.take(self.embedding[...], tokens, axis=0).astype(self.spec.dtype)
+        x = jnp.take(self.embedding[...], tokens, axis=0)
+        if self.embedding_scale is not None:
+            rows = jnp.take(self.embedding_scale[...], tokens, axis=0)
+            x = x.astype(jnp.float32) * rows.astype(jnp.float32)[..., None]
+        x = x.astype(self.spec.dtype)
         if self.spec.scale_embeddings:
             # HF rounds sqrt(hidden) to the compute dtype first (55.4 -> 55.5 in bf16).
             x = x * jnp.asarray(self.spec.hidden_size**0.5, dtype=self.spec.dtype)
@@ -155,8 +198,14 @@ class Embed(nnx.Module):
 
     def attend(self, x: jax.Array) -> jax.Array:
         """Tied output head: x dtype[B, T, D] -> float32[B, T, padded_vocab]."""
+        x2 = x.reshape(-1, x.shape[-1])
+        if self.embedding_scale is not None:
+            w = self.embedding[...]
+            dims = (((1,), (1,)), ((), ()))
+            logits = quantized_dot(x2, w, self.embedding_scale[...], dims, jnp.float32)
+            return logits.reshape(*x.shape[:-1], w.shape[0])
         w = self.embedding[...].astype(self.spec.dtype)
-        logits = jnp.dot(x.reshape(-1, x.shape[-1]), w.T, preferred_element_type=jnp.float32)
+        logits = jnp.dot(x2, w.T, preferred_element_type=jnp.float32)
         return logits.reshape(*x.shape[:-1], w.shape[0])
 
 

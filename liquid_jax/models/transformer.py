@@ -21,7 +21,7 @@ from flax import nnx
 from liquid_jax.models.attention import Attention, segment_causal_mask, window_mask
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.kv_cache import DecodeWeights, KVCache
-from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, select, zero_beyond
+from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, select, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.parallel import constrain
@@ -209,10 +209,6 @@ class Transformer(nnx.Module):
             base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
 
         def body(x, layer, window, window_id):
-            # The layer's first use of x is float32 (RMSNorm). Without the barrier XLA
-            # converts the remat-saved [L, B, T, D] inputs to float32 all at once before
-            # the backward loop (twice their bf16 size) instead of one layer at a time.
-            x = jax.lax.optimization_barrier(x)
             if impl == "xla":
                 mask = base_mask & window_mask(positions, positions, window)
             else:
@@ -282,7 +278,11 @@ class Transformer(nnx.Module):
         lo, hi = columns if columns is not None else (0, self.spec.padded_vocab_size)
         graphdef, states = self._layer_states(self.spec.dtype)
         return DecodeWeights(
-            layers=states, head=self.head_weight(lo, hi), graphdef=graphdef, lo=int(lo)
+            layers=states,
+            head=self.head_weight(lo, hi),
+            graphdef=graphdef,
+            lo=int(lo),
+            head_scale=self.head_scale(lo, hi),
         )
 
     def decode_step(
@@ -308,7 +308,8 @@ class Transformer(nnx.Module):
         segment_ids = jnp.ones_like(tokens)[:, None]
         layers = (weights.graphdef, weights.layers)
         x, cache = self._decode(tokens[:, None], positions[:, None], segment_ids, cache, layers)
-        logits = self.head(self.norm(x), weight=weights.head, lo=weights.lo)
+        normed = self.norm(x)
+        logits = self.head(normed, weight=weights.head, lo=weights.lo, scale=weights.head_scale)
         return logits[:, 0], cache
 
     def head_weight(self, lo: int = 0, hi: int | None = None, cast: bool = True) -> jax.Array:
@@ -319,7 +320,15 @@ class Transformer(nnx.Module):
             w = self.embed_tokens.embedding[...][lo:hi].T
         else:
             w = self.lm_head.kernel[...][:, lo:hi]
-        return w.astype(self.spec.dtype) if cast else w
+        # A weight-only quantized head stays int8 (its scales: ``head_scale``).
+        return w if w.dtype == jnp.int8 or not cast else w.astype(self.spec.dtype)
+
+    def head_scale(self, lo: int = 0, hi: int | None = None) -> jax.Array | None:
+        """float[hi - lo]: the per-column scales of a weight-only quantized head (None
+        when the head is not quantized)."""
+        tied = self.lm_head is None
+        scale = self.embed_tokens.embedding_scale if tied else self.lm_head.kernel_scale
+        return None if scale is None else scale[...][lo:hi]
 
     def vocab_parallel_head(self) -> Callable[[jax.Array], jax.Array]:
         """``head`` for a loss that takes it a chunk of positions at a time
@@ -337,10 +346,12 @@ class Transformer(nnx.Module):
         3072 that was 3 GiB of float32 each). Without a mesh this is ``head``.
         """
         w = constrain(self.head_weight(cast=False), (None, "loss_vocab"))
+        scale = self.head_scale()
 
         def head(x_bcd: jax.Array) -> jax.Array:
             x_bcd = constrain(x_bcd, ("loss_batch", "length", None))
-            return self.head(x_bcd, weight=w, logit_axes=("loss_batch", "length", "loss_vocab"))
+            axes = ("loss_batch", "length", "loss_vocab")
+            return self.head(x_bcd, weight=w, scale=scale, logit_axes=axes)
 
         return head
 
@@ -349,24 +360,27 @@ class Transformer(nnx.Module):
         x_btd: jax.Array,
         weight: jax.Array | None = None,
         lo: int = 0,
+        scale: jax.Array | None = None,
         logit_axes: tuple[str, ...] = ("batch", "length", "vocab"),
     ) -> jax.Array:
         """The LM head on normed hidden states ``[B, T, D]`` (all positions or any chunk):
         tied embedding or ``lm_head``, the final soft-cap, padding columns at
         ``PAD_LOGIT`` -> float32[B, T, padded_vocab], laid out by ``logit_axes``.
 
-        ``weight`` (``head_weight(lo, hi)``, any float dtype: it is cast to the compute
-        dtype here) restricts it to the token ids ``[lo, hi)`` -> float32[B, T, hi - lo]."""
+        ``weight`` (``head_weight(lo, hi)``; a float one in any dtype, cast to the compute
+        dtype here) restricts it to the token ids ``[lo, hi)`` -> float32[B, T, hi - lo];
+        an int8 ``weight`` comes with its ``scale`` (``head_scale(lo, hi)``)."""
         spec = self.spec
         if weight is None and self.lm_head is None:
             logits = self.embed_tokens.attend(x_btd)
         else:
-            w = (self.head_weight() if weight is None else weight).astype(spec.dtype)
-            logits = jnp.dot(
-                x_btd.reshape(-1, x_btd.shape[-1]).astype(w.dtype),
-                w,
-                preferred_element_type=jnp.float32,
-            ).reshape(*x_btd.shape[:-1], w.shape[-1])
+            w, scale = (
+                (self.head_weight(), self.head_scale()) if weight is None else (weight, scale)
+            )
+            if scale is None:
+                w = w.astype(spec.dtype)
+            logits = head_dot(x_btd.reshape(-1, x_btd.shape[-1]), w, scale, spec.dtype)
+            logits = logits.reshape(*x_btd.shape[:-1], w.shape[-1])
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             logits = jnp.tanh(logits / cap) * cap

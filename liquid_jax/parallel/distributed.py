@@ -84,3 +84,35 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
     from orbax.checkpoint import multihost
 
     multihost.sync_global_processes(name, timeout=timeout_s)
+
+
+def any_process(flag: bool, key: str, timeout_s: int = 1800) -> bool:
+    """True on every process when ``flag`` is True on any of them (``flag`` alone with one
+    process). ``key`` names this one decision and must be new each time (e.g. carry the
+    step): every process calls it with the same ``key``.
+
+    Goes through the coordination service's key-value store and a barrier, on the host:
+    no device collective, so it does not wait for the steps already dispatched.
+    """
+    if jax.process_count() == 1:
+        return bool(flag)
+    # Orbax (about 0.2 s) only on multi-process runs; its handle on jax.distributed's client.
+    from orbax.checkpoint import multihost
+
+    client = multihost.get_jax_distributed_client()
+    client.key_value_set(f"{key}/{jax.process_index()}", "1" if flag else "0")
+    client.wait_at_barrier(key, timeout_in_ms=timeout_s * 1000)
+    votes = [value for _, value in client.key_value_dir_get(f"{key}/")]
+    # Every process has read this key's votes once it passes the next decision's barrier;
+    # each removes its own vote then (see PreemptionGuard), keeping the store small.
+    return "1" in votes
+
+
+def forget_vote(key: str) -> None:
+    """Removes this process's vote of an ``any_process(..., key)`` every process has read."""
+    if jax.process_count() == 1:
+        return
+    # Orbax only on multi-process runs (see any_process).
+    from orbax.checkpoint import multihost
+
+    multihost.get_jax_distributed_client().key_value_delete(f"{key}/{jax.process_index()}")

@@ -43,6 +43,25 @@ class MeshConfig:
             raise ConfigError(f"mesh config: unknown keys {unknown}; valid keys are {names}")
         return cls(**{n: int(get(n, getattr(cls, n))) for n in names})
 
+    @classmethod
+    def parse(cls, text: str) -> MeshConfig:
+        """``"tensor=8"``, ``"data=2,tensor=4"`` (a command-line ``--mesh``) -> MeshConfig;
+        axes not named keep their defaults (``data`` takes the devices left over)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        sizes = {}
+        for part in (p.strip() for p in str(text).split(",")):
+            key, eq, value = part.partition("=")
+            key = key.strip()
+            if not eq or key not in names:
+                raise ConfigError(f"mesh {text!r}: {part!r} is not AXIS=SIZE with AXIS in {names}")
+            try:
+                sizes[key] = int(value)
+            except ValueError:
+                raise ConfigError(
+                    f"mesh {text!r}: size {value!r} of {key} is not an integer"
+                ) from None
+        return cls(**sizes)
+
 
 def resolve_sizes(sizes: Sequence[int], num_devices: int, what: str = "mesh") -> tuple[int, ...]:
     """Replace one -1 in ``sizes`` so that the product equals ``num_devices``."""

@@ -4,6 +4,7 @@ checkpoints/<step>/     train, train-vqgan  Orbax: arrays, each host's data posi
 metrics.jsonl           train, train-vqgan  one JSON object per logged step
 tensorboard/            train, train-vqgan  TensorBoard events
 run_info.json           train               the model spec; the VQGAN the codes came from
+train_config.json       train               the resolved config of the latest start
 liquid_vocab.json       train, import-hf,   the merged vocabulary's layout (text, image
                         export              codes, special ids)
 tokenizer/              train               the text tokenizer (an HF directory holds its
@@ -24,6 +25,7 @@ CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
 RUN_INFO = "run_info.json"
+TRAIN_CONFIG = "train_config.json"
 VOCAB = VOCAB_FILE
 TOKENIZER = "tokenizer"
 HF_CONFIG = "config.json"
@@ -49,3 +51,10 @@ def is_train_workdir(path: str) -> bool:
 def is_hf_liquid_dir(path: str) -> bool:
     """An HF model with Liquid's vocabulary layout, as ``import-hf`` and ``export`` write."""
     return fileio.isfile(fileio.join(path, HF_CONFIG)) and fileio.isfile(fileio.join(path, VOCAB))
+
+
+def is_hf_model_dir(path: str) -> bool:
+    """An HF causal LM with its tokenizer (e.g. a released Liquid model as downloaded)."""
+    return fileio.isfile(fileio.join(path, HF_CONFIG)) and any(
+        fileio.isfile(fileio.join(path, name)) for name in ("tokenizer.model", "tokenizer.json")
+    )

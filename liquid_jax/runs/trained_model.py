@@ -24,11 +24,43 @@ from liquid_jax.runs.checkpoints import restore_subtree
 from liquid_jax.runs.layout import RUN_INFO, TOKENIZER
 
 
-def write_run_info(workdir: str, spec: TransformerSpec, vqgan: str = "") -> None:
-    """Process 0 records what the checkpoints hold (written once per run start)."""
+def trained_tasks(data) -> list[str]:
+    """The tasks (``formats.TASK_NAMES``) the data section ``data`` of a train config mixes:
+    text from ``text_sources``; T2I and I2T from ``image_text_sources`` split by
+    ``t2i_fraction``. The pipeline makes no VQA examples."""
+    tasks = ["text"] if data.get("text_sources", ()) else []
+    if data.get("image_text_sources", ()):
+        fraction = float(data.get("t2i_fraction", 1.0))
+        tasks += (["t2i"] if fraction > 0 else []) + (["i2t"] if fraction < 1 else [])
+    return tasks
+
+
+def write_run_info(
+    workdir: str, spec: TransformerSpec, vqgan: str = "", tasks: list[str] | None = None
+) -> None:
+    """Process 0 records what the checkpoints hold (written at every run start): the
+    spec, the VQGAN, the ``tasks`` trained; sampling settings recorded before are kept."""
     if jax.process_index() != 0:
         return
+    path = fileio.join(workdir, RUN_INFO)
+    old = read_run_info(workdir) if fileio.exists(path) else {}
     info = {"spec": spec.to_dict(), "vqgan": fileio.absolute(vqgan) if vqgan else ""}
+    if tasks is not None:
+        info["tasks"] = list(tasks)
+    if "sampling" in old:
+        info["sampling"] = old["sampling"]
+    with fileio.open(path, "w") as f:
+        json.dump(info, f, indent=2)
+
+
+def record_sampling(workdir: str, task: str, settings: dict) -> None:
+    """Adds the sampling ``settings`` a run was evaluated with for ``task`` (t2i: ``cfg``,
+    ``cfg_min_p``, ``temperature``, ``top_k``, ``top_p``) to its ``run_info.json``;
+    ``liquid-jax sample`` takes them as its defaults."""
+    if jax.process_index() != 0:
+        return
+    info = read_run_info(workdir)
+    info.setdefault("sampling", {})[task] = dict(settings)
     with fileio.open(fileio.join(workdir, RUN_INFO), "w") as f:
         json.dump(info, f, indent=2)
 

@@ -4,6 +4,7 @@
     out = sampler.t2i(["a red circle"], num_samples=4)          # out.images: uint8[4, H, W, 3]
     sampler.i2t(["cat.png"])                                    # ["a cat on a mat"]
     sampler.i2t(["cat.png"], "What animal is this?")            # VQA (chat turn)
+    sampler.chat([{"role": "user", "content": "Hi", "image": "cat.png"}])  # multi-turn
     sampler.text(["Once upon a time"], max_new_tokens=64)
 
 Every input is checked (empty prompts, unreadable images, prompts or grids beyond the
@@ -31,6 +32,7 @@ from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.decode_loop import Decoder, DecodeSpec, SamplingParams
 from liquid_jax.sample.prompts import check_fits, check_text, left_pad, padded_length
+from liquid_jax.sample.quantize import quantize_weights
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +51,8 @@ class Sampler:
       size_prefix: T2I prompts carry "Image Size: Width is W Height is H." (models
         trained multi-resolution).
       batch_size: samples per compiled batch (CFG doubles the rows).
+      quantize: "int8": decode with weight-only int8 matmul weights (``quantize.py``;
+        ``model`` itself is left as it is). None: the model's own weights.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class Sampler:
         context: int | None = None,
         size_prefix: bool = False,
         batch_size: int = 8,
+        quantize: str | None = None,
     ):
         if vocab_layout.vocab_size > model.spec.vocab_size:
             raise InputError(
@@ -74,6 +79,8 @@ class Sampler:
                 f"layout {vocab_layout.num_image_codes}"
             )
         self.layout, self.tokenizer, self.vqgan = vocab_layout, tokenizer, vqgan
+        if quantize is not None:
+            model = quantize_weights(model, quantize)
         self.decoder = Decoder(model, mesh)
         self.context = int(context or model.spec.max_position_embeddings)
         self.size_prefix = size_prefix
@@ -270,3 +277,62 @@ class Sampler:
         ids = np.arange(len(rows))
         tokens = self._run(rows, ids, seed, spec, params, batch_size, chunk, progress)
         return text_lib.decode_rows(self.tokenizer, tokens, stops)
+
+    def chat(
+        self,
+        conversations: Sequence[dict] | Sequence[Sequence[dict]],
+        *,
+        max_new_tokens: int = text_lib.MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        image_size: int | tuple[int, int] | None = None,
+        batch_size: int | None = None,
+        chunk: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """The model's next turn in each conversation (one, or a list of them).
+
+        A conversation is a list of ``{"role": "system" | "user" | "assistant",
+        "content": str}``; a message may carry ``"image"`` (a path, PIL image or array,
+        read as in ``i2t``), shown as ``<boi>{codes}<eoi>`` before its text. Rendered
+        with the tokenizer's chat template (``text.chat_ids``); greedy unless
+        ``temperature > 0``.
+        """
+        if conversations and isinstance(conversations[0], dict):
+            conversations = [conversations]
+        if not conversations:
+            raise InputError("chat: no conversations given")
+        encoded = []
+        for c, conversation in enumerate(conversations):
+            messages = [
+                {**m, "image": self._image_codes(m["image"], image_size, f"{c}.{i}")}
+                if isinstance(m, dict) and m.get("image") is not None
+                else m
+                for i, m in enumerate(conversation)
+            ]
+            encoded.append(text_lib.chat_ids(self.tokenizer, self.layout, messages))
+        check_fits(encoded, int(max_new_tokens), self.context, "chat")
+        stops = text_lib.chat_stop_ids(self.tokenizer, self.layout)
+        spec, params = text_lib.text_decode_spec(
+            self.layout,
+            stops,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+        )
+        rows = [[e] for e in encoded]
+        tokens = self._run(rows, np.arange(len(rows)), seed, spec, params, batch_size, chunk,
+                           progress)  # fmt: skip
+        return text_lib.decode_rows(self.tokenizer, tokens, stops)
+
+    def _image_codes(self, image, image_size, where: str) -> np.ndarray:
+        """One image (as ``i2t`` reads them) -> its codes int32[h, w]."""
+        if self.vqgan is None:
+            raise InputError(f"chat: message {where} has an image but no VQGAN is loaded")
+        size = image_size or self.vqgan.config.resolution
+        pixels = i2t_lib.load_pixels(image, size)
+        check_image_shape((1, *pixels.shape), self.vqgan.config)
+        return np.asarray(encode_images(self.vqgan, pixels[None], self.decoder.mesh))[0]

@@ -3,6 +3,14 @@
     liquid-jax sample --workdir DIR --task t2i --prompt "a red circle" --out OUT
     liquid-jax sample --hf_dir D --vqgan V --task i2t --image cat.png [--prompt "Q?"] --out OUT
     liquid-jax sample --workdir DIR --task text --prompt @prompts.txt --out OUT
+    liquid-jax sample --hf_dir Liquid_V1_7B --vqgan chameleon/ --mesh tensor=8 ...  # as released
+
+``--dtype bfloat16|float32`` (default: float32 on CPU, bfloat16 on accelerators) casts
+the weights once at load; ``--mesh AXIS=N,...`` shards the model over devices
+(``parallel.MeshConfig.parse``). A directory without ``liquid_vocab.json`` (the released
+model) takes its layout from its tokenizer and ``config.json``; ``--boi_token``,
+``--eoi_token``, ``--uncond_token`` name its special tokens when they are not
+``<unused0..2>``.
 
 ``--prompt @FILE`` reads one prompt per line. T2I writes ``OUT/sample_000.png``...,
 ``OUT/grid.png``, ``OUT/codes.npy`` (int32[N, h, w]) and ``OUT/samples.jsonl``; I2T and
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -25,9 +34,12 @@ from liquid_jax.data.images import open_image
 from liquid_jax.errors import ConfigError, InputError, PathNotFoundError
 from liquid_jax.evals.grid import image_grid
 from liquid_jax.progress import Progress
+from liquid_jax.runs.layout import is_train_workdir
+from liquid_jax.runs.trained_model import read_run_info
 from liquid_jax.sample import t2i as t2i_lib
 from liquid_jax.sample import text as text_lib
 from liquid_jax.sample.loading import load_for_sampling
+from liquid_jax.sample.quantize import MODES as QUANTIZE_MODES
 
 TASKS = ("t2i", "i2t", "text")
 CHUNK = 64  # tokens per compiled call between progress lines
@@ -79,23 +91,31 @@ def run_sample(
     prompt: str | None = None,
     image: str | None = None,
     num_samples: int = 4,
-    cfg: float | None = t2i_lib.CFG_SCALE,
+    cfg: float | None = None,
     seed: int = 0,
     grid: str | None = None,
     max_new_tokens: int | None = None,
     temperature: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
-    cfg_min_p: float = 0.0,
+    cfg_min_p: float | None = None,
     chat: bool = False,
     size_prefix: bool = False,
     batch_size: int = 8,
     chunk: int = CHUNK,
+    dtype: str | None = None,
+    mesh: str | None = None,
+    special_tokens: tuple[str, str, str] | None = None,
+    quantize: str | None = None,
     sampler=None,
 ) -> list[str]:
     """Runs one ``sample`` command; returns the files written. ``sampler`` skips loading.
+    ``quantize="int8"`` decodes with weight-only int8 weights (``sample/quantize.py``).
 
-    Cheap checks (task, prompts, image file) come first, then the model is loaded.
+    Cheap checks (task, prompts, image file) come first, then the model is loaded. T2I
+    settings left None come from the run's ``run_info.json`` (what it was evaluated with),
+    else the reference's (``cfg`` 7.0; ``cfg`` 1 turns guidance off). A task the run
+    never trained on gets a one-line warning on stderr.
     """
     if task not in TASKS:
         raise ConfigError(f"sample: --task={task!r}; use one of {TASKS}")
@@ -108,9 +128,27 @@ def run_sample(
         open_image(image)  # a missing or broken file fails here, before any loading
     if grid is not None:
         grid = t2i_lib.parse_grid(grid)
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ConfigError(f"sample: --quantize={quantize}; use one of {QUANTIZE_MODES}")
+    tasks, evaluated = run_settings(workdir)
+    warn_unseen_task(task, prompts, tasks)
+    evaluated = evaluated if task == "t2i" else {}
+    cfg = evaluated.get("cfg", t2i_lib.CFG_SCALE) if cfg is None else cfg
+    cfg_min_p = evaluated.get("cfg_min_p", 0.0) if cfg_min_p is None else cfg_min_p
+    temperature = evaluated.get("temperature") if temperature is None else temperature
+    top_k = evaluated.get("top_k") if top_k is None else top_k
+    top_p = evaluated.get("top_p") if top_p is None else top_p
     if sampler is None:
         sampler = load_for_sampling(
-            workdir, hf_dir=hf_dir, vqgan=vqgan, size_prefix=size_prefix, batch_size=batch_size
+            workdir,
+            hf_dir=hf_dir,
+            vqgan=vqgan,
+            size_prefix=size_prefix,
+            batch_size=batch_size,
+            dtype=dtype,
+            mesh=mesh,
+            special_tokens=special_tokens,
+            quantize=quantize,
         )
     fileio.makedirs(out)
     if task == "t2i":
@@ -151,6 +189,34 @@ def run_sample(
         record["output"] = text
     logging.info("sample %s: %d outputs in %.1fs", task, len(texts), time.perf_counter() - t0)
     return _write_texts(out, records)
+
+
+# What each task a run may have trained is, for the warning before an unseen one.
+_TASK_WORDS = {
+    "t2i": "text-to-image (--task t2i)",
+    "i2t": "captioning (--task i2t without --prompt)",
+    "vqa": "questions about an image (--task i2t with --prompt: the VQA chat format)",
+    "text": "text (--task text)",
+}
+
+
+def run_settings(workdir: str | None) -> tuple[list[str] | None, dict]:
+    """``(tasks trained, T2I settings it was evaluated with)`` from a train workdir's
+    ``run_info.json``; ``(None, {})`` for an HF directory or a run that recorded none."""
+    if not workdir or not is_train_workdir(workdir):
+        return None, {}
+    info = read_run_info(workdir)
+    return info.get("tasks"), info.get("sampling", {}).get("t2i", {})
+
+
+def warn_unseen_task(task: str, prompts: list[str] | None, tasks: list[str] | None) -> None:
+    """One line on stderr when ``task`` (i2t with a question: VQA) is not in ``tasks``."""
+    asked = "vqa" if task == "i2t" and prompts else task
+    if tasks is None or asked in tasks:
+        return
+    trained = ", ".join(_TASK_WORDS[t] for t in tasks if t in _TASK_WORDS) or "no task"
+    print(f"liquid-jax sample: warning: this run never trained on {_TASK_WORDS[asked]}; "
+          f"it trained on {trained}. Expect poor output.", file=sys.stderr)  # fmt: skip
 
 
 def _token_progress(task: str, rows: int):

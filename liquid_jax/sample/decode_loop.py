@@ -6,11 +6,15 @@ batch shape (with explicit shardings when a mesh is given, the loop state donate
 - ``start``: one ``Transformer`` forward pass over the left-padded prompts fills its
   ``KVCache`` and draws the first token;
 - ``advance``: a ``lax.while_loop`` of ``Transformer.decode_step`` (the model's own
-  layers over the same cache, the weights taken apart and cast once outside the loop)
+  layers over the same cache, the weights taken apart and cast once per generation by
+  ``prepare``, outside every loop)
   that feeds the last token, draws the next, and stops at a step limit or when every row
   has produced an end token (finished rows emit ``pad_id``).
 
-The host calls ``advance`` once, or in chunks of steps to report progress; each call
+The loop runs in phases (``phases``): each phase's ``advance`` is compiled for a cache
+just long enough for its steps, and the cache grows between phases, so a step's
+attention reads about the filled part of the cache rather than all of it. The host
+calls ``advance`` once per phase, or in chunks of steps to report progress; each call
 runs the compiled loop, never one Python dispatch per token.
 
 Rows of a batch are independent. Row ``b``'s draws use
@@ -39,61 +43,15 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax.errors import InputError
-from liquid_jax.models.kv_cache import KVCache, is_axes
+from liquid_jax.models.kv_cache import DecodeWeights, KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.parallel.rules import logical_to_mesh
 from liquid_jax.parallel.sharding import fit_spec, state_shardings
+from liquid_jax.sample.decode_spec import DecodeSpec, SamplingParams
 from liquid_jax.sample.filters import draw, guide
+from liquid_jax.sample.phases import plan_phases
 from liquid_jax.sample.prompts import PromptBatch
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeSpec:
-    """What fixes the compiled program's shapes and control flow (one compile each).
-
-    Attributes:
-      max_new_tokens: tokens to generate per row (the prompt's first included).
-      token_range: ``(lo, hi)``: only ids in ``[lo, hi)`` can be drawn (image codes for
-        T2I, the text vocabulary for text; never the vocabulary padding).
-      greedy: argmax instead of a draw.
-      top_k: candidates per draw (<= 0: off).
-      nucleus: whether top-p may be below 1 (False skips the top-p pass).
-      cfg: rows come in (cond, uncond) pairs mixed with guidance.
-      eos_ids: a row is done after drawing one of these (empty: never).
-      pad_id: what a done row emits.
-    """
-
-    max_new_tokens: int
-    token_range: tuple[int, int]
-    greedy: bool = True
-    top_k: int = 0
-    nucleus: bool = False
-    cfg: bool = False
-    eos_ids: tuple[int, ...] = ()
-    pad_id: int = 0
-
-    def __post_init__(self):
-        lo, hi = self.token_range
-        if self.max_new_tokens < 1:
-            raise ValueError(f"decode: max_new_tokens={self.max_new_tokens} must be >= 1")
-        if not 0 <= lo < hi:
-            raise ValueError(f"decode: token_range={self.token_range} is empty or negative")
-
-
-@struct.dataclass
-class SamplingParams:
-    """Traced scalars: changing them does not recompile."""
-
-    temperature: jax.Array
-    top_p: jax.Array
-    cfg_scale: jax.Array
-    cfg_min_p: jax.Array  # filters.guide's min_p (0: plain guidance)
-
-    @classmethod
-    def of(cls, temperature=1.0, top_p=1.0, cfg_scale=1.0, cfg_min_p=0.0) -> SamplingParams:
-        f = lambda x: np.float32(x)
-        return cls(f(temperature), f(top_p), f(cfg_scale), f(cfg_min_p))
 
 
 @struct.dataclass
@@ -160,11 +118,14 @@ def _record(spec: DecodeSpec, ds: DecodeState, token_b) -> DecodeState:
     return ds.replace(tokens=tokens, done=done, last=last, step=ds.step + 1)
 
 
-def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_ids, seed, params):
-    """Prefill the prompts (int32[R, P] each) and draw the first token -> DecodeState."""
+def _start(
+    graphdef, spec, cache_len, state, tokens, positions, segments, lengths, sample_ids, seed, params
+):
+    """Prefill the prompts (int32[R, P] each) into a cache of ``cache_len`` slots (the
+    first phase's) and draw the first token -> DecodeState."""
     model = nnx.merge(graphdef, state)
     rows, length = tokens.shape
-    cache = model.init_cache(rows, length + spec.max_new_tokens - 1)
+    cache = model.init_cache(rows, cache_len)
     last_index = jnp.full((rows, 1), length - 1, jnp.int32)
     logits, cache = model(tokens, positions, segments, cache=cache, logit_indices=last_index)
     keys = row_keys(seed, sample_ids)
@@ -182,10 +143,31 @@ def _start(graphdef, spec, state, tokens, positions, segments, lengths, sample_i
     return _record(spec, ds, _choose(spec, params, logits[:, 0, lo:hi], keys, ds.step))
 
 
-def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
-    """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
-    # Loop invariants, taken outside the loop so that no step copies weights.
+def _vocab_sharded(x: jax.Array, names=("embed", "vocab")) -> jax.Array:
+    """The head's columns for the drawn range (T2I: the image codes) split over the
+    vocabulary's mesh axes, as the whole table is: each device computes the logits of
+    its share of the codes in every step (none of it gathered or repeated)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return x
+    spec = logical_to_mesh(names, mesh.axis_names)
+    return jax.lax.with_sharding_constraint(x, fit_spec(spec, x.shape, mesh))
+
+
+def _prepare(graphdef, spec, state) -> DecodeWeights:
+    """The loop's invariants (each layer taken out of the stack and cast, the head's
+    columns for ``spec.token_range``, vocabulary-sharded): taken once per generation,
+    outside every loop and phase, so that no step copies weights."""
     weights = nnx.merge(graphdef, state).decode_weights(spec.token_range)
+    scale = weights.head_scale
+    return weights.replace(
+        head=_vocab_sharded(weights.head),
+        head_scale=None if scale is None else _vocab_sharded(scale, ("vocab",)),
+    )
+
+
+def _advance(graphdef, spec, state, weights: DecodeWeights, ds: DecodeState, params, stop_at):
+    """Decode until ``step == stop_at`` or every row is done -> DecodeState."""
 
     def body(ds):
         # Rebuilt inside the loop's trace: NNX refuses modules from an outer trace.
@@ -196,6 +178,11 @@ def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
 
     cond = lambda ds: (ds.step < stop_at) & ~jnp.all(ds.done)
     return jax.lax.while_loop(cond, body, ds)
+
+
+def _grow(cache_len: int, ds: DecodeState) -> DecodeState:
+    """The next phase's state: the cache grown to ``cache_len`` slots."""
+    return ds.replace(cache=ds.cache.grow(cache_len))
 
 
 def _named(mesh: Mesh, names, shape) -> NamedSharding:
@@ -271,38 +258,70 @@ class Decoder:
         return int(np.prod([self.mesh.shape[a] for a in axes]))
 
     def _functions(self, spec: DecodeSpec, inputs: tuple, seed, params):
-        """(start, advance) compiled ahead of time for these shapes, so that a run's
-        timing and progress rates never include compilation."""
+        """``(prepare, start, [(phase, advance, grow or None)])`` compiled ahead of time
+        for these shapes, so that a run's timing and progress rates never include
+        compilation; ``grow`` takes the previous phase's state to this phase's cache."""
         key = (spec,) + tuple(x.shape for x in inputs)
         if key in self._compiled:
             return self._compiled[key]
         t0 = time.perf_counter()
-        start = functools.partial(_start, self.graphdef, spec)
+        plan = plan_phases(inputs[0].shape[1], spec.max_new_tokens, spec.phases)
+        start = functools.partial(_start, self.graphdef, spec, plan[0].cache_len)
         advance = functools.partial(_advance, self.graphdef, spec)
+        prepare = functools.partial(_prepare, self.graphdef, spec)
         with self._mesh_context():
-            abstract = jax.eval_shape(start, self.state, *inputs, seed, params)
+            weights = jax.eval_shape(prepare, self.state)
             if self.mesh is None:
-                start_jit, advance_jit = jax.jit(start), jax.jit(advance, donate_argnums=(1,))
+                prepare_fn = jax.jit(prepare).lower(self.state).compile()
+            else:
+                prepare_jit = jax.jit(prepare, in_shardings=(self._state_sharding,))
+                prepare_fn = prepare_jit.lower(self.state).compile()
+            weights_sharding = prepare_fn.output_shardings
+            abstract = jax.eval_shape(start, self.state, *inputs, seed, params)
+            ds = self._ds_shardings(abstract)
+            if self.mesh is None:
+                start_jit = jax.jit(start)
             else:
                 rep = NamedSharding(self.mesh, P())
                 batch = tuple(batch_sharding(self.mesh, x.ndim) for x in inputs[:5])
-                ds = _decode_state_shardings(abstract, self.mesh)
                 start_jit = jax.jit(
                     start, in_shardings=(self._state_sharding, *batch, rep, rep), out_shardings=ds
                 )
-                advance_jit = jax.jit(
-                    advance,
-                    in_shardings=(self._state_sharding, ds, rep, rep),
-                    out_shardings=ds,
-                    donate_argnums=(1,),
-                )
-            fns = (
-                start_jit.lower(self.state, *inputs, seed, params).compile(),
-                advance_jit.lower(self.state, abstract, params, np.int32(0)).compile(),
-            )
+            start_fn = start_jit.lower(self.state, *inputs, seed, params).compile()
+            phases = []
+            for phase in plan:
+                grow_fn = None
+                if phase.cache_len != abstract.cache.max_len:
+                    grow = functools.partial(_grow, phase.cache_len)
+                    grown = jax.eval_shape(grow, abstract)
+                    grown_ds = self._ds_shardings(grown)
+                    grow_jit = self._jit(grow, (ds,), grown_ds, donate=())  # new buffers anyway
+                    grow_fn = grow_jit.lower(abstract).compile()
+                    abstract, ds = grown, grown_ds
+                rep = None if self.mesh is None else NamedSharding(self.mesh, P())
+                shardings = (self._state_sharding, weights_sharding, ds, rep, rep)
+                advance_jit = self._jit(advance, shardings, ds, donate=(2,))
+                lowered = advance_jit.lower(self.state, weights, abstract, params, np.int32(0))
+                advance_fn = lowered.compile()
+                phases.append((phase, advance_fn, grow_fn))
+        fns = (prepare_fn, start_fn, phases)
         self._compiled[key] = fns
-        logging.info("sample: compiled the decode loop in %.1fs", time.perf_counter() - t0)
+        logging.info(
+            "sample: compiled the decode loop (%d phase(s)) in %.1fs",
+            len(plan),
+            time.perf_counter() - t0,
+        )
         return fns
+
+    def _ds_shardings(self, abstract: DecodeState):
+        return None if self.mesh is None else _decode_state_shardings(abstract, self.mesh)
+
+    def _jit(self, fn, in_shardings, out_shardings, donate):
+        if self.mesh is None:
+            return jax.jit(fn, donate_argnums=donate)
+        return jax.jit(
+            fn, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=donate
+        )
 
     def _mesh_context(self):
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
@@ -357,20 +376,29 @@ class Decoder:
         if not 0 <= int(seed) < 2**32:
             raise InputError(f"decode: seed={seed} must be an integer in [0, 2**32)")
         seed = np.uint32(seed)
-        start, advance = self._functions(spec, inputs, seed, params)
+        prepare, start, phases = self._functions(spec, inputs, seed, params)
         total = spec.max_new_tokens
         t0 = time.perf_counter()
         self.runs += 1
         with self._mesh_context():
             ds = start(self.state, *inputs, seed, params)
-            steps = 1
-            while steps < total:
+            weights = prepare(self.state)  # for every phase and chunk of this generation
+            steps, p, finished = 1, 0, False
+            while steps < total and not finished:
                 stop = total if chunk is None else min(steps + chunk, total)
-                ds = advance(self.state, ds, params, np.int32(stop))
-                steps = int(ds.step)
+                while steps < stop:  # across phases: each call stays inside one
+                    phase, advance, _ = phases[p]
+                    if steps >= phase.end:
+                        p += 1
+                        ds = phases[p][2](ds)  # grow the cache into the next phase
+                        continue
+                    target = min(stop, phase.end)
+                    ds = advance(self.state, weights, ds, params, np.int32(target))
+                    steps = int(ds.step)
+                    if steps < target:  # every row has finished
+                        finished = True
+                        break
                 if progress is not None:
                     progress(steps, total)
-                if steps < stop:  # every row has finished
-                    break
             tokens = _to_host(ds.tokens)[:samples]
         return Generation(tokens=tokens, steps=steps, seconds=time.perf_counter() - t0)

@@ -2,9 +2,10 @@
 
 An image is read and resized as for training (``data.images.load_image``), encoded by
 the VQGAN, and put into Liquid's prompt: ``<bos><boi>{codes}<eoi>The caption of this
-image is:`` (``formats.i2t_prompt``) or, with a question, Gemma's chat turn
-``...<boi>{codes}<eoi>\\n{question}<end_of_turn>\\n<start_of_turn>model\\n``
-(``formats.vqa_prompt``). Decoding is greedy up to 128 tokens, as Liquid evaluates.
+image is:`` (``formats.i2t_prompt``) or, with a question, a user turn of the tokenizer's
+chat template holding ``<boi>{codes}<eoi>\\n{question}`` (``text.chat_ids``; without a
+template Gemma's, ``...<boi>{codes}<eoi>\\n{question}<end_of_turn>\\n<start_of_turn>model\\n``
+as ``formats.vqa_prompt`` writes it). Decoding is greedy up to 128 tokens, as Liquid evaluates.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from liquid_jax.data.formats import i2t_prompt, vqa_prompt
+from liquid_jax.data.formats import i2t_prompt
 from liquid_jax.data.images import load_image
-from liquid_jax.data.tokenizers.base import TextTokenizer, chat_turn_ids
+from liquid_jax.data.tokenizers.base import TextTokenizer
 from liquid_jax.data.vocab import VocabLayout
 from liquid_jax.errors import InputError
+from liquid_jax.sample.text import chat_ids, chat_stop_ids
 
 
 def as_image_list(images) -> list:
@@ -70,13 +72,13 @@ def i2t_rows(
     """codes: int[h, w] -> the prompt int32[P] (caption, or VQA with ``question``)."""
     if question is None:
         return i2t_prompt(tokenizer, layout, codes)
-    return vqa_prompt(tokenizer, layout, question, codes)
+    return chat_ids(tokenizer, layout, [{"role": "user", "content": question, "image": codes}])
 
 
 def i2t_stop_ids(
     tokenizer: TextTokenizer, layout: VocabLayout, questions: Sequence[str | None]
 ) -> tuple[int, ...]:
-    """<eos>, plus <end_of_turn> when any prompt is a chat (VQA) turn."""
+    """<eos>, plus the end of turn when any prompt is a chat (VQA) turn."""
     if any(q is not None for q in questions):
-        return (layout.eos_id, chat_turn_ids(tokenizer)[1])
+        return chat_stop_ids(tokenizer, layout)
     return (layout.eos_id,)

@@ -21,10 +21,10 @@ from liquid_jax.data.pipeline.config import PipelineConfig
 from liquid_jax.data.pipeline.dataset import make_iterator, to_global_batch
 from liquid_jax.errors import UserError
 from liquid_jax.models import Transformer
-from liquid_jax.parallel import MeshConfig, axis_rules, barrier, make_mesh
+from liquid_jax.parallel import MeshConfig, any_process, axis_rules, barrier, make_mesh
 from liquid_jax.progress import Progress
 from liquid_jax.runs.layout import TOKENIZER
-from liquid_jax.runs.trained_model import write_run_info
+from liquid_jax.runs.trained_model import trained_tasks, write_run_info
 from liquid_jax.train.checkpoint import Checkpointer
 from liquid_jax.train.flops import device_peak_flops, train_flops_per_token
 from liquid_jax.train.loss import metrics_from_sums
@@ -39,6 +39,7 @@ from liquid_jax.train.setup import (
 )
 from liquid_jax.train.train_state import create_train_state
 from liquid_jax.train.train_step import StepConfig, jit_eval_step, jit_train_step
+from liquid_jax.train.validate import check_config, save_config
 
 
 class NonFiniteError(UserError, RuntimeError):
@@ -72,9 +73,23 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
 
     Returns the last logged metrics. Stable outputs: ``workdir/metrics.jsonl`` (one JSON
     object per logged step with ``step``, ``loss`` and per-task losses) and
-    ``workdir/checkpoints/`` (Orbax).
+    ``workdir/checkpoints/`` (Orbax). A run already at ``total_steps`` returns ``{}``.
+
+    SIGTERM on any process (a preemption) makes every process finish the same step,
+    checkpoint it and return (``PreemptionGuard``); so does a NaN abort, which raises
+    ``NonFiniteError`` on every process at the same step.
     """
+    # A caller feeding its own batches (iterator_fn) may leave the data sources unset.
+    check_config(config, workdir, data=iterator_fn is make_iterator)
+    # The handler is in place before the slow start (tokenizer, compile): a SIGTERM
+    # then stops the run after its first step instead of killing it.
+    with PreemptionGuard() as preempt:
+        return _train(config, workdir, iterator_fn, preempt)
+
+
+def _train(config, workdir: str, iterator_fn, preempt: PreemptionGuard) -> dict[str, float]:
     fileio.makedirs(workdir)
+    save_config(config, workdir)
     rules = tuple(tuple(r) for r in config.get("axis_rules", ())) or None
     # --- mesh
     mesh = make_mesh(MeshConfig.from_config(config.mesh))
@@ -96,7 +111,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     train_iter = iterator_fn(data_cfg, tokenizer, layout)
     # --- model and optimizer state, created sharded
     spec = model_spec(config, layout)
-    write_run_info(workdir, spec, config.model.get("vqgan", ""))
+    write_run_info(workdir, spec, config.model.get("vqgan", ""), trained_tasks(config.data))
     total_steps = int(config.total_steps)
     train_cfg = config.train
     step_cfg = StepConfig.from_config(train_cfg, layout.text_vocab_size)
@@ -127,6 +142,11 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
         load_initial_weights(config, state_obj.model, mesh)
         graphdef, state = nnx.split(state_obj)
     del state_obj
+    if start >= total_steps:
+        logging.info("train: already at step %d of %d; nothing to do", start, total_steps)
+        ckpt.close()
+        train_iter.close()
+        return {}
     # --- compiled steps
     with jax.set_mesh(mesh):
         train_step = jit_train_step(graphdef, state, step_cfg, mesh)
@@ -147,7 +167,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
     last: dict[str, float] = {}
     window, t_window = [], time.perf_counter()
     # --- loop
-    with PreemptionGuard() as preempt, jax.set_mesh(mesh):
+    with jax.set_mesh(mesh):
         for step in range(start, total_steps):
             try:
                 host = next(train_iter)
@@ -163,7 +183,8 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
             state, metrics = train_step(state, batch)
             window.append((metrics, real))
             done = step + 1
-            final = done == total_steps or preempt.requested
+            stop = preempt.should_stop(done)  # the same answer on every process
+            final = done == total_steps or stop
             if done % config.log_every_steps == 0 or final:
                 values = _window_means(window)
                 dt = (time.perf_counter() - t_window) / len(window)
@@ -176,14 +197,19 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
                 last = writer.write_scalars(done, values)
                 window, t_window = [], time.perf_counter()
                 progress.update(done, f"loss {last['loss']:.4f} {last['tokens_per_s']:.0f} tok/s")
-                if last["nonfinite_in_a_row"] >= train_cfg.max_nonfinite_steps:
+                # The count comes from the step's replicated metrics, the same on every
+                # process; the vote makes "all raise at this step" hold by construction.
+                nonfinite = last["nonfinite_in_a_row"] >= train_cfg.max_nonfinite_steps
+                if any_process(nonfinite, f"liquid_nonfinite_{done}"):
                     ckpt.close()
                     raise NonFiniteError(
                         f"{int(last['nonfinite_in_a_row'])} non-finite steps in a row at step "
                         f"{done}; stopping. The last good checkpoint "
                         f"(step {ckpt.latest_step()}) is unchanged in {ckpt.directory}"
                     )
-            if config.eval_every_steps and (done % config.eval_every_steps == 0 or final):
+            # A preempted run saves at once (the notice gives seconds), without evaluating.
+            at_end = done == total_steps
+            if config.eval_every_steps and (done % config.eval_every_steps == 0 or at_end):
                 val = _evaluate(eval_step, state, config, tokenizer, layout, mesh)
                 if val:
                     writer.write_scalars(done, val)
@@ -197,7 +223,7 @@ def train(config, workdir: str, iterator_fn=make_iterator) -> dict[str, float]:
                     meta={"spec": spec.family},
                     force=True,
                 )
-            if preempt.requested:
+            if stop:
                 logging.warning("stopped by SIGTERM at step %d (checkpoint saved)", done)
                 break
     ckpt.close()

@@ -21,6 +21,7 @@ from jax.sharding import PartitionSpec as P
 
 from liquid_jax.data.pipeline.packing import BATCH_KEYS
 from liquid_jax.parallel.host_batch import batch_sharding
+from liquid_jax.parallel.rules import constrain
 from liquid_jax.train.loss import chunked_loss_sums, loss_sums, metrics_from_sums, objective
 from liquid_jax.train.optimizer import new_rows_only_grad_mask
 
@@ -86,6 +87,18 @@ def _forward_sums(model, batch, max_z_weight, loss_chunk=0):
     return loss_sums(model(batch["tokens"], **inputs), batch, max_z_weight)
 
 
+def micro_batches(x: jax.Array, k: int) -> jax.Array:
+    """x: int32[B, T] -> int32[k, B / k, T]; micro-batch i holds rows i, i + k, i + 2k, ...
+
+    Rows lie on the devices in contiguous blocks; every k-th row gives each device a
+    slice of every micro-batch (when its block is a multiple of k), so each micro-batch
+    runs on all devices and no row moves. Consecutive blocks would put micro-batch i on
+    a 1/k share of the devices, to be resharded before each forward.
+    """
+    x = x.reshape(-1, k, *x.shape[1:]).swapaxes(0, 1)
+    return constrain(x, (None, "batch") + (None,) * (x.ndim - 2))
+
+
 def make_train_step(graphdef, cfg: StepConfig):
     """``step(state, batch) -> (state, metrics)``; batch: ``BATCH_KEYS``, int32[B, T]."""
 
@@ -106,7 +119,7 @@ def make_train_step(graphdef, cfg: StepConfig):
         if cfg.grad_accum == 1:
             grads, sums = grads_of(batch)
         else:
-            micro = jax.tree.map(lambda x: x.reshape(cfg.grad_accum, -1, *x.shape[1:]), batch)
+            micro = jax.tree.map(lambda x: micro_batches(x, cfg.grad_accum), batch)
             zero_g = jax.tree.map(jnp.zeros_like, params)
             zero_s = jax.eval_shape(lambda: grads_of(jax.tree.map(lambda x: x[0], micro))[1])
             zero_s = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zero_s)

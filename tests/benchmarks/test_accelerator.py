@@ -34,10 +34,16 @@ def test_floor_bytes_are_the_layers_and_code_rows_in_bf16(family):
     assert accelerator.decode_floor_bytes(spec, 64, rows=8, context=100) == want + 2 * kv
 
 
-def test_decode_analysis_counts_a_step_near_its_floor():
-    """A small preset's decoding step, as written, reads at least the floor (weights and
-    cache cannot be skipped) and not wildly more."""
+def test_decode_analysis_counts_the_loop_near_its_floor():
+    """A small preset's decode loop (two phases), as written, reads at least the floor
+    (weights and cache cannot be skipped) and not wildly more, in bf16 and int8."""
     from benchmarks import decode_analysis
 
-    written, compiled, floor = decode_analysis.step_bytes("qwen2.5_0.5b", images=1, codes=16)
-    assert floor <= written < 3 * floor and compiled > 0
+    bf16 = decode_analysis.decode_bytes("qwen2.5_0.5b", images=1, codes=16, phases=2)
+    int8 = decode_analysis.decode_bytes(
+        "qwen2.5_0.5b", images=1, codes=16, phases=2, quantize="int8", compiled=False
+    )
+    for r in (bf16, int8):
+        assert r["floor"] <= r["written"] < 3 * r["floor"] and len(r["phases"]) == 2
+    assert bf16["compiled_last"] > 0 and int8["floor"] < 0.6 * bf16["floor"]
+    assert int8["unfused"] > int8["written"]  # the int8 converts, counted as fused

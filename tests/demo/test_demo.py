@@ -127,3 +127,17 @@ def test_cli_defaults_to_the_demo_config():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode != 0 and "--workdir" in out.stderr
+
+
+def test_the_liquid_run_records_its_tasks_and_evaluated_sampling(demo):
+    """``liquid-jax sample --workdir DIR/liquid`` then samples as the evaluation did, and
+    the export says its VQGAN (each 4x4 patch encoded alone) is not a stock one."""
+    workdir, _, _ = demo
+    info = json.loads(_read(os.path.join(workdir, "liquid", "run_info.json")))
+    e = get_config("runlocal").eval
+    assert info["tasks"] == ["text", "t2i", "i2t"]
+    assert info["sampling"]["t2i"] == {"cfg": e.cfg_scale, "cfg_min_p": e.cfg_min_p,
+                                       "temperature": e.temperature, "top_k": e.top_k,
+                                       "top_p": e.top_p}  # fmt: skip
+    readme = _read(os.path.join(workdir, "export", "vqgan", "README.md"))
+    assert "`encode_tile: 1`" in readme

@@ -111,6 +111,8 @@ def _run(monkeypatch, tmp_path, sampler):
     use = dict.fromkeys(("true", "shuffled", "caption", *ATTRIBUTES), 0.0)
     monkeypatch.setattr(evaluate, "_caption_use", lambda *a, **k: use)
     monkeypatch.setattr(evaluate, "learning_curve", lambda *a, **k: ([], None))  # no checkpoints
+    # No run_info.json here: what the demo would record is checked in test_demo.py.
+    monkeypatch.setattr(evaluate, "record_sampling", lambda *a: None)
     config = get_config("runlocal")
     config.eval.num_prompts = config.eval.num_images = N
     return evaluate.run_eval(config, Paths(str(tmp_path)))

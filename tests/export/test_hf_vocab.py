@@ -157,3 +157,26 @@ def test_save_hf_copies_a_tokenizer_object(tmp_path):
     save_hf(tiny("gemma"), str(tmp_path / "out"), tokenizer=tok)
     again = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "out"))
     assert again.convert_tokens_to_ids("<unused1>") == 8
+
+
+def test_import_takes_an_already_expanded_model_as_it_is(tmp_path):
+    """A released Liquid model (tokenizer + image-code rows, <unused0..2> slots): no rows
+    are added, and the layout is the one the release uses."""
+    src = _hf_dir(tmp_path, "gemma", tokenizer_size=300, unused=True, vocab_size=300 + CODES)
+    out = str(tmp_path / "out")
+    layout = import_hf(src, out, image_codes=CODES)
+    assert (layout.text_vocab_size, layout.num_image_codes) == (300, CODES)
+    assert (layout.boi_id, layout.eoi_id, layout.unconditional_id) == (7, 8, 9)
+    assert json.loads(Path(out, "config.json").read_text())["vocab_size"] == 300 + CODES
+    np.testing.assert_array_equal(
+        load_hf(out).embed_tokens.embedding[...], load_hf(src).embed_tokens.embedding[...]
+    )
+
+
+def test_import_names_the_codes_an_expanded_model_holds(tmp_path):
+    """A codebook's worth of rows past the tokenizer but another --image_codes: a one-line
+    error naming the count and the command that reads the model directly."""
+    src = _hf_dir(tmp_path, "gemma", tokenizer_size=300, unused=True, vocab_size=300 + 1024)
+    with pytest.raises(ValueError, match="already holds 1024 image-code rows.*--image_codes=1024"):
+        import_hf(src, str(tmp_path / "out"), image_codes=8192)
+    assert import_hf(src, str(tmp_path / "out"), image_codes=1024).vocab_size == 1324

@@ -37,9 +37,11 @@ def test_two_nodes_eight_gpus_one_process_per_gpu(capsys, tmp_path):
     srun = [line for line in lines if line.startswith("srun ")]
     assert len(srun) == 1
     assert shlex.split(srun[0]) == [
-        "srun", "--kill-on-bad-exit=1", "--label", f"{REPO}/.venv/bin/liquid-jax", "train",
+        "srun", "--kill-on-bad-exit=1", "--label", f"{REPO}/.venv-gpu/bin/liquid-jax", "train",
         f"--config={REPO}/configs/smoke.py:steps=4", "--workdir=/shared/runs/r1",
-        "--config.optim.lr=0.001"]  # fmt: skip
+        "--config.optim.lr=0.001", "--expect_platform=gpu"]  # fmt: skip
+    # Not dev.sh's CPU-only .venv; a venv without liquid-jax stops the job with a message.
+    assert f"if [ ! -x {REPO}/.venv-gpu/bin/liquid-jax ]; then" in lines
     assert command == "+ sbatch /shared/logs/liq.sbatch"
     # The rendered script is valid bash.
     (tmp_path / "s.sh").write_text(script)

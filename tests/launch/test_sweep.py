@@ -9,6 +9,7 @@ import pytest
 from launch import sweep as sweep_cli
 from launch.common import load_config
 from launch.sweep import SweepError, validate
+from launch.sweep_report import group_labels
 from launch.sweep_spec import expand, load_sweep, named, product, sweep, zip_
 
 
@@ -110,3 +111,15 @@ def test_print_only_gives_one_cluster_command_per_point(capsys):
         "--name pod --zone z --config.optim.lr=0.003 --config.eval_every_steps=10 "
         "--config.eval_steps=2",
     ]
+
+
+def test_two_lines_never_share_a_legend_label():
+    """Runs named ``run-1`` .. ``run-4``: both groups' runs share only ``run``, which
+    would label the two lines alike; the swept values tell them apart instead."""
+    groups = [[{"name": "run-1", "optim.lr": 0.1}, {"name": "run-2", "optim.lr": 0.1}],
+              [{"name": "run-3", "optim.lr": 0.2}, {"name": "run-4", "optim.lr": 0.2}]]  # fmt: skip
+    labels = {"optim.lr": "optim.lr"}
+    assert group_labels(groups, ["optim.lr"], labels) == ["optim.lr=0.1", "optim.lr=0.2"]
+    named_groups = [[{"name": "h64-text", "optim.lr": 0.1}, {"name": "h128-text", "optim.lr": 0.1}],
+                    [{"name": "h64-mixed", "optim.lr": 0.2}]]  # fmt: skip
+    assert group_labels(named_groups, ["optim.lr"], labels) == ["text", "optim.lr=0.2"]

@@ -1,6 +1,7 @@
 """TPU launcher: exact gcloud argument lists for a v5p-64 slice and for two slices over
 DCN, in the dry run's order, and override keys checked before anything is printed."""
 
+import re
 import shlex
 import textwrap
 
@@ -21,12 +22,17 @@ from launch.xla_flags import TPU_LIBTPU_ARGS
 GC = ["gcloud", "compute", "tpus"]
 WHERE = ["--zone=us-east5-a", "--project=proj"]
 LIBTPU = "LIBTPU_INIT_ARGS=" + shlex.quote(" ".join(TPU_LIBTPU_ARGS)) + " "
+# In its own session, appending to this launch's log; followed here until it ends.
+LOG = "~/liquid_logs/train-STAMP.log"
 TRAIN = (
-    "set -o pipefail; cd ~/liquid_jax && " + LIBTPU + "~/liquid_venv/bin/liquid-jax train "
-    "--config=configs/liquid.py:base=gemma_7b --workdir=gs://bucket/run "
-    "--config.optim.lr=1e-05 2>&1 | tee ~/liquid_train.log | "
-    'sed -u "s/^/[$(hostname)] /"'
+    "mkdir -p ~/liquid_logs && cd ~/liquid_jax && setsid nohup env "
+    + LIBTPU
+    + "~/liquid_venv/bin/liquid-jax train --config=configs/liquid.py:base=gemma_7b "
+    "--workdir=gs://bucket/run --config.optim.lr=1e-05 --expect_platform=tpu "
+    f">> {LOG} 2>&1 < /dev/null & pid=$!; tail -n +1 --pid=$pid -F {LOG} | "
+    'sed -u "s/^/[$(hostname)] /"; wait $pid'
 )
+STAMP = re.compile(r"\d{8}-\d{6}")
 
 
 def _commands(out: str) -> list[list[str]]:
@@ -35,23 +41,28 @@ def _commands(out: str) -> list[list[str]]:
 
 
 def test_v5p_64_dry_run_creates_copies_installs_and_trains_on_every_worker(capsys):
-    rc = tpu_pod.main(["up", "--name", "liquid", "--zone", "us-east5-a", "--project", "proj",
-                       "--accelerator", "v5p-64", "--spot",
-                       "--config", "configs/liquid.py:base=gemma_7b",
-                       "--workdir", "gs://bucket/run", "--config.optim.lr=1e-05",
-                       "--dry_run"])  # fmt: skip
-    assert rc == 0
+    argv = ["up", "--name", "liquid", "--zone", "us-east5-a", "--project", "proj",
+            "--accelerator", "v5p-64", "--spot", "--config", "configs/liquid.py:base=gemma_7b",
+            "--workdir", "gs://bucket/run", "--config.optim.lr=1e-05",
+            "--no_path_check",  # no init_from: random weights of the preset's shape
+            "--dry_run"]  # fmt: skip
+    assert tpu_pod.main(argv) == 0
     create, scp, unpack, install, train = _commands(capsys.readouterr().out)
+    tpu_pod.main(argv)
+    scp_again = _commands(capsys.readouterr().out)[1]
     assert create == [*GC, "tpu-vm", "create", "liquid", *WHERE, "--accelerator-type=v5p-64",
                       "--version=v2-alpha-tpuv5", "--spot"]  # fmt: skip
     assert scp[:5] == [*GC, "tpu-vm", "scp"]
-    assert scp[6:] == ["liquid:~/liquid_jax.tar.gz", *WHERE, "--worker=all"]
+    # A staging folder and a remote name of each launch's own: two launches never collide.
+    assert "/liquid_jax_code_" in scp[5] and scp_again[5] != scp[5]
+    assert scp[6] == f"liquid:~/liquid_jax-{scp[5].split('/')[-2]}.tar.gz"
+    assert scp[7:] == [*WHERE, "--worker=all"]
     ssh = [*GC, "tpu-vm", "ssh", "liquid", *WHERE, "--worker=all"]
     assert unpack[:-1] == ssh and install[:-1] == ssh and train[:-1] == ssh
     assert unpack[-1].startswith("--command=rm -rf ~/liquid_jax && mkdir -p ~/liquid_jax")
     assert "uv venv --quiet --seed --allow-existing --python 3.11 ~/liquid_venv" in install[-1]
     assert "~/liquid_venv/bin/pip install --quiet -e '.[tpu]'" in install[-1]
-    assert train[-1] == "--command=" + TRAIN
+    assert STAMP.sub("STAMP", train[-1]) == "--command=" + TRAIN
 
 
 def test_builders_for_two_slices_use_queued_resources_and_dcn_mesh():
@@ -68,10 +79,12 @@ def test_builders_for_two_slices_use_queued_resources_and_dcn_mesh():
     assert dcn_overrides(2) == {"mesh.dcn_data": "2"}
     assert dcn_overrides(4, "fsdp") == {"mesh.dcn_fsdp": "4"}
     assert dcn_overrides(1) == {}
-    script = train_script("c.py", "gs://b/r", dcn_overrides(2), env={"A": "1 2"}, detach=True)
-    assert script == ("cd ~/liquid_jax && nohup env A='1 2' ~/liquid_venv/bin/liquid-jax "
-                      "train --config=c.py --workdir=gs://b/r --config.mesh.dcn_data=2 "
-                      "> ~/liquid_train.log 2>&1 < /dev/null &")  # fmt: skip
+    script = train_script("c.py", "gs://b/r", dcn_overrides(2), env={"A": "1 2"}, detach=True,
+                          stamp="S")  # fmt: skip
+    assert script == ("mkdir -p ~/liquid_logs && cd ~/liquid_jax && setsid nohup env A='1 2' "
+                      "~/liquid_venv/bin/liquid-jax train --config=c.py --workdir=gs://b/r "
+                      "--config.mesh.dcn_data=2 --expect_platform=tpu "
+                      ">> ~/liquid_logs/train-S.log 2>&1 < /dev/null &")  # fmt: skip
 
 
 def test_multislice_dry_run_passes_the_dcn_size_to_the_config(tmp_path, capsys):
@@ -110,8 +123,15 @@ def test_delete_and_logs(capsys):
     tpu_pod.main(["logs", "--name", "liquid", "--zone", "z", "--dry_run"])
     delete, logs = _commands(capsys.readouterr().out)
     assert delete == [*GC, "tpu-vm", "delete", "liquid", "--zone=z", "--quiet"]
-    assert logs == [*GC, "tpu-vm", "ssh", "liquid", "--zone=z", "--worker=0",
-                    "--command=tail -n 200 -F ~/liquid_train.log"]  # fmt: skip
+    assert logs == [
+        *GC,
+        "tpu-vm",
+        "ssh",
+        "liquid",
+        "--zone=z",
+        "--worker=0",
+        "--command=tail -n 200 -F $(ls -t ~/liquid_logs/train-*.log | head -n 1)",
+    ]
 
 
 def test_bad_accelerator_is_a_clear_error():

@@ -3,19 +3,25 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import transformers
+import yaml
 from flax import nnx
 
 from configs.smoke import get_config
 from liquid_jax.data.pipeline.dataset import PipelineConfig, make_iterator
+from liquid_jax.errors import ConfigError
+from liquid_jax.export import save_vqgan
+from liquid_jax.models.vqgan import VQGAN, VQGANConfig
 from liquid_jax.runs.export_run import export_run
 from liquid_jax.runs.trained_model import load_trained_model
 from liquid_jax.sample.loading import load_for_sampling
 from liquid_jax.train.loss import loss_sums, metrics_from_sums
+from tests.tiny import VQGAN_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +86,26 @@ def test_export_of_a_run_loads_in_transformers_with_the_same_logits(run_dir, tmp
     np.testing.assert_allclose(theirs[..., : layout.vocab_size], ours, atol=1e-4)
     assert (tmp_path / "hf" / "liquid_vocab.json").exists()
     assert transformers.AutoTokenizer.from_pretrained(out) is not None
+
+
+def test_export_refuses_a_vqgan_stock_encoders_cannot_reproduce(run_dir, tmp_path):
+    """The demo's VQGAN encodes each tile of codes alone (``encode_tile``): export stops
+    before writing anything, and with ``allow_nonstock_vqgan`` says so in vqgan/README.md."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    vqgan_dir = tmp_path / "vqgan"
+    config = VQGANConfig(resolution=16, encode_tile=1, **VQGAN_FIELDS)
+    save_vqgan(VQGAN(config, rngs=nnx.Rngs(0)), str(vqgan_dir), formats=("safetensors",))
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "vqgan": str(vqgan_dir)}))
+
+    with pytest.raises(ConfigError, match=r"encode_tile=1 \(each 1x1 tile of codes is encoded"):
+        export_run(str(run), str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "allowed"
+    export_run(str(run), str(out), allow_nonstock_vqgan=True)
+    readme = (out / "vqgan" / "README.md").read_text()
+    assert "`encode_tile: 1`" in readme and "ChameleonVQVAE" in readme
+    assert (
+        yaml.safe_load((out / "vqgan" / "vqgan.yaml").read_text())["liquid_jax"]["encode_tile"] == 1
+    )

@@ -208,10 +208,11 @@ def test_the_loop_reads_weights_as_they_lie():
     batch = left_pad(_prompts([3, 5, 4]), 0)
     inputs = [jnp.asarray(a) for a in (batch.tokens, batch.positions, batch.segment_ids)]
     inputs += [jnp.asarray(batch.lengths), jnp.arange(3)]
-    start = functools.partial(decode_loop._start, graphdef, dspec)
+    start = functools.partial(decode_loop._start, graphdef, dspec, batch.tokens.shape[1] + 3)
     ds = jax.eval_shape(start, state, *inputs, np.uint32(0), GREEDY)
+    weights = jax.eval_shape(functools.partial(decode_loop._prepare, graphdef, dspec), state)
     advance = functools.partial(decode_loop._advance, graphdef, dspec)
-    jaxpr = jax.make_jaxpr(advance)(state, ds, GREEDY, np.int32(4)).jaxpr
+    jaxpr = jax.make_jaxpr(advance)(state, weights, ds, GREEDY, np.int32(4)).jaxpr
     loop = next(e for e in jaxpr.eqns if e.primitive.name == "while")
     # Every weight matrix, stacked and one layer's (biases and norm scales are vectors).
     kernels = [

@@ -127,7 +127,8 @@ INVOCATIONS = _documented_invocations()
 
 
 def test_documented_invocations_are_found():
-    assert {"liquid.py:base=gemma_7b", "liquid_gemma7b.py:init=/ckpt/liquid-gemma7b-init",
+    assert {"liquid.py:base=gemma_7b,init=/ckpt/liquid-gemma7b-init",
+            "liquid_gemma7b.py:init=/ckpt/liquid-gemma7b-init",
             "smoke.py", "demo.py:runlocal"} <= set(INVOCATIONS)  # fmt: skip
 
 

@@ -5,12 +5,14 @@ import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from liquid_jax.models import Transformer, TransformerSpec
 from liquid_jax.parallel import MeshConfig, make_mesh
+from liquid_jax.parallel.host_batch import batch_sharding
 from liquid_jax.train.optimizer import make_optimizer
 from liquid_jax.train.train_state import create_train_state
-from liquid_jax.train.train_step import StepConfig, check_batch, jit_train_step
+from liquid_jax.train.train_step import StepConfig, check_batch, jit_train_step, micro_batches
 
 SPEC = TransformerSpec.for_family(
     "llama",
@@ -98,6 +100,22 @@ def test_gradient_accumulation_matches_one_big_batch(cpu_devices):
     assert out[0][0] == pytest.approx(out[1][0], rel=1e-6)
     for x, y in zip(out[0][1], out[1][1]):
         np.testing.assert_allclose(x, y, atol=1e-5)  # Adam normalises rounding noise too
+
+
+def test_micro_batches_stay_on_every_device_without_moving_rows(cpu_devices):
+    """Micro-batch i is rows i, i + k, ...: with rows in contiguous blocks per device,
+    every device holds a slice of each micro-batch, and splitting moves no data."""
+    mesh = make_mesh(MeshConfig(data=4, fsdp=2, num_devices=8))
+    k, rows = 2, 32
+    x = np.arange(rows * 3, dtype=np.int32).reshape(rows, 3)
+    with jax.set_mesh(mesh):
+        split = jax.jit(lambda x: micro_batches(x, k), in_shardings=batch_sharding(mesh, 2))
+        out = split(x)
+        hlo = split.lower(x).compile().as_text()
+    np.testing.assert_array_equal(out, np.stack([x[0::2], x[1::2]]))
+    assert out.sharding.spec == P(None, ("data", "fsdp"))
+    for collective in ("all-to-all", "collective-permute", "all-gather"):
+        assert collective not in hlo, collective
 
 
 def test_new_rows_only_and_freeze_leave_the_rest_fixed(cpu_devices):

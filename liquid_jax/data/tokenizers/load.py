@@ -14,6 +14,7 @@ from liquid_jax.data.tokenizers.base import (
     TextTokenizer,
     read_json,
 )
+from liquid_jax.data.tokenizers.chat import read_chat_template
 from liquid_jax.data.tokenizers.hf import HFTokenizer
 from liquid_jax.data.tokenizers.sp import SentencePieceTokenizer
 from liquid_jax.errors import InputError, PathNotFoundError
@@ -38,7 +39,8 @@ def load_tokenizer(directory: str, **kwargs) -> TextTokenizer:
 
     Which back-end: ``liquid_text_vocab.json``'s ``kind`` if present, else SentencePiece
     when ``tokenizer.model`` exists (Gemma), else HF ``tokenizers`` for ``tokenizer.json``
-    (Qwen2.5, Llama-3). ``kwargs`` go to the back-end's ``load``.
+    (Qwen2.5, Llama-3). ``kwargs`` go to the back-end's ``load``. The directory's chat
+    template (``data.tokenizers.chat``), if any, is ``tokenizer.chat_template``.
     """
     meta_path = fileio.join(directory, META_FILE)
     kind = read_json(meta_path).get("kind") if fileio.exists(meta_path) else None
@@ -56,4 +58,9 @@ def load_tokenizer(directory: str, **kwargs) -> TextTokenizer:
         raise InputError(f"{meta_path}: unknown tokenizer kind {kind!r}")
     tokenizer = backends[kind].load(directory, **kwargs)
     check_meta(tokenizer, directory)
+    # The chat template travels with the tokenizer (and is saved with it, even when it
+    # came from a chat_template.jinja beside the config).
+    tokenizer.chat_template = read_chat_template(directory)
+    if tokenizer.chat_template and hasattr(tokenizer, "hf_config"):
+        tokenizer.hf_config.setdefault("chat_template", tokenizer.chat_template)
     return tokenizer
