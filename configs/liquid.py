@@ -43,8 +43,8 @@ def recipe(base: str, init: str, steps: int, runlocal: bool) -> ml_collections.C
     c.model.param_dtype = "float32"  # master weights and Adam moments in float32
     c.model.dtype = "bfloat16"
     # Attention in causal blocks of 512 queries, the loss's LM head over 512 positions at
-    # a time (no [B, T, V] logits, vocabulary-parallel): 8.4 GiB of temporaries per device
-    # for one 4096-token row on Gemma-7B, ~1.1 MiB per further token (docs/launch.md,
+    # a time (no [B, T, V] logits, vocabulary-parallel): 8.5 GiB of temporaries per device
+    # for one 4096-token row on Gemma-7B, ~1.2 MiB per further token (docs/launch.md,
     # benchmarks/train_step.py --memory).
     c.model.attn_causal_chunk = 512
 
