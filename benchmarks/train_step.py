@@ -9,11 +9,13 @@ Gemma-shaped model on the same batch, our jitted pure step vs ``transformers`` +
 
 Memory: ``jax.jit(step).lower(...).compile().memory_analysis()`` of the Gemma-7B and
 Qwen2.5-7B train steps (Liquid vocabulary, bf16 compute, float32 master weights and Adam
-moments, full remat) on a simulated 8-device mesh, without allocating any weights. The
-loss chunk (``train.loss_chunk``), attention blocks (``model.attn_causal_chunk``) and
-max-z weight come from the recipe, ``configs/liquid.py:base=NAME``;
-``--loss_chunk`` / ``--attn_causal_chunk`` override them (``--loss_chunk 0``: the loss
-over the whole [B, T, V] logits).
+moments) on a simulated 8-device mesh, without allocating any weights, compiled with
+XLA:CPU's memory-minimising program order (``--cpu_concurrency_scheduler``: its default
+order). The loss chunk (``train.loss_chunk``), attention blocks
+(``model.attn_causal_chunk``), remat policy (``model.remat``) and max-z weight come from
+the recipe, ``configs/liquid.py:base=NAME``; ``--loss_chunk`` / ``--attn_causal_chunk`` /
+``--remat`` override them (``--loss_chunk 0``: the loss over the whole [B, T, V] logits).
+The FLOPs the policy recomputes are ``train/flops.recompute_flops_per_token``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 if "--memory" in sys.argv:
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    # Kept: flags already set (e.g. --xla_dump_to, to read XLA's buffer assignment).
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    if "--cpu_concurrency_scheduler" not in sys.argv:
+        # XLA:CPU orders a program for thread parallelism by default, which here starts
+        # the layers' gradient buffers before the forward pass; an accelerator's compiler
+        # orders it to fit memory. The memory-minimising order is the closer proxy.
+        flags += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
@@ -36,7 +45,11 @@ from flax import nnx  # noqa: E402
 from liquid_jax.config_utils import sibling  # noqa: E402
 from liquid_jax.models import Transformer, get_preset  # noqa: E402
 from liquid_jax.parallel import MeshConfig, make_mesh, state_shardings  # noqa: E402
-from liquid_jax.train.flops import device_peak_flops, train_flops_per_token  # noqa: E402
+from liquid_jax.train.flops import (  # noqa: E402
+    device_peak_flops,
+    recompute_flops_per_token,
+    train_flops_per_token,
+)
 from liquid_jax.train.optimizer import make_optimizer  # noqa: E402
 from liquid_jax.train.train_state import TrainState, create_train_state  # noqa: E402
 from liquid_jax.train.train_step import StepConfig, jit_train_step  # noqa: E402
@@ -103,7 +116,7 @@ def memory(args) -> None:
     mesh = make_mesh(MeshConfig(data=1, fsdp=-1, tensor=1))
     configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
     liquid = sibling(os.path.join(configs, "liquid.py"), "liquid")
-    for name in ("gemma_7b", "qwen2.5_7b"):
+    for name in args.presets.split(","):
         config = liquid.get_config(f"base={name}")
         step_cfg = StepConfig.from_config(config.train, text_vocab_size=0)
         attn_chunk = config.model.attn_causal_chunk
@@ -112,7 +125,8 @@ def memory(args) -> None:
         if args.attn_causal_chunk >= 0:
             attn_chunk = args.attn_causal_chunk
         spec = get_preset(name)
-        spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat="full",
+        remat = args.remat or config.model.remat
+        spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat=remat,
                             attn_causal_chunk=attn_chunk)  # fmt: skip
         abstract = nnx.eval_shape(
             lambda spec=spec: TrainState(Transformer(spec, rngs=nnx.Rngs(0)),
@@ -141,7 +155,11 @@ def memory(args) -> None:
               f"({mem.temp_size_in_bytes / 2**20 / tokens:.2f} MiB/token), "
               f"total {total / gib:.2f} GiB "
               f"[loss_chunk {step_cfg.loss_chunk}, attn_causal_chunk {attn_chunk}, "
-              f"max_z {step_cfg.max_z_weight:g}]")  # fmt: skip
+              f"max_z {step_cfg.max_z_weight:g}, remat {remat} (recomputes "
+              f"{recompute_flops_per_token(spec, args.mem_seq) / 1e9:.1f} of "
+              f"{train_flops_per_token(spec, args.mem_seq) / 1e9:.1f} GFLOP/token), "
+              f"{'concurrency' if args.cpu_concurrency_scheduler else 'memory'} "
+              "scheduler]")  # fmt: skip
 
 
 def main() -> None:
@@ -156,6 +174,10 @@ def main() -> None:
     p.add_argument("--mem_seq", type=int, default=2048)
     p.add_argument("--loss_chunk", type=int, default=-1, help="-1: the recipe's")
     p.add_argument("--attn_causal_chunk", type=int, default=-1, help="-1: the recipe's")
+    p.add_argument("--remat", default="", help="model.remat; empty: the recipe's")
+    p.add_argument("--presets", default="gemma_7b,qwen2.5_7b", help="comma-separated")
+    p.add_argument("--cpu_concurrency_scheduler", action="store_true",
+                   help="XLA:CPU's default program order (more memory; see the top)")  # fmt: skip
     args = p.parse_args()
     memory(args) if args.memory else throughput(args)
 

@@ -43,8 +43,9 @@ def recipe(base: str, init: str, steps: int, runlocal: bool) -> ml_collections.C
     c.model.param_dtype = "float32"  # master weights and Adam moments in float32
     c.model.dtype = "bfloat16"
     # Attention in causal blocks of 512 queries, the loss's LM head over 512 positions at
-    # a time (no [B, T, V] logits): per-token activation memory ~0.7 MiB on Gemma-7B
-    # (benchmarks/train_step.py --memory).
+    # a time (no [B, T, V] logits, vocabulary-parallel): 8.5 GiB of temporaries per device
+    # for one 4096-token row on Gemma-7B, ~1.2 MiB per further token (docs/launch.md,
+    # benchmarks/train_step.py --memory).
     c.model.attn_causal_chunk = 512
 
     c.data.seq_len = 2048

@@ -7,19 +7,38 @@ them up): an int8 table with a float scale per output channel (``kernel_scale``,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from liquid_jax.models.spec import TransformerSpec
+from liquid_jax.parallel import constrain
 
 
 def param(rngs: nnx.Rngs, init, shape: Sequence[int], names: Sequence[str], dtype) -> nnx.Param:
     """An ``nnx.Param`` carrying logical axis names (one per dimension)."""
     init = nnx.with_partitioning(init, tuple(names))
     return nnx.Param(init(rngs.params(), tuple(shape), dtype))
+
+
+def select(condition: jax.Array, x, y) -> jax.Array:
+    """``jnp.where(condition, x, y)`` (broadcasting, ``x``'s dtype) as plain ``lax`` ops.
+
+    ``jnp.where`` is a jitted call: inside a remat'd scan body (the layers, the loss's
+    chunks) JAX's partial evaluation computes the part of it that depends only on
+    constants (the broadcast mask or fill value) once, outside the loop, and keeps it
+    for the backward: a whole [B, H, T, S] or [B, C, V] buffer per call. Primitives
+    follow the remat policy and are recomputed instead.
+    """
+    x = jnp.asarray(x)
+    y = jnp.asarray(y, x.dtype)
+    shape = jnp.broadcast_shapes(jnp.shape(condition), x.shape, y.shape)
+    cast = lambda a: jnp.broadcast_to(a, shape)  # noqa: E731
+    return jax.lax.select(cast(condition), cast(x), cast(y))
 
 
 def zero_beyond(init, size: int, axis: int):
@@ -31,6 +50,38 @@ def zero_beyond(init, size: int, axis: int):
         return jnp.where(keep, value, jnp.zeros((), dtype))
 
     return wrapped
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def project(x: jax.Array, kernel: jax.Array, n: int, names: tuple[str, ...]) -> jax.Array:
+    """``x @ kernel`` in x's dtype: x [N, *in] (``n`` axes), kernel [*in, *out] with
+    logical axes ``names`` (any dtype: float32 master weights) -> [N, *out].
+
+    The kernel is cast where it lies, in its own shards, so that an FSDP gather moves
+    the compute dtype (half of float32); its gradient leaves the matmul in the compute
+    dtype and is summed over the devices in the kernel's dtype, into the kernel's shards.
+    The same numbers as ``dot_general(x, kernel.astype(x.dtype))`` and its autodiff.
+    """
+    w = constrain(kernel.astype(x.dtype), names)
+    return jax.lax.dot_general(x, w, ((tuple(range(1, n + 1)), tuple(range(n))), ((), ())))
+
+
+def _project_fwd(x, kernel, n, names):
+    return project(x, kernel, n, names), (x, kernel)
+
+
+def _project_bwd(n, names, residuals, g):
+    x, kernel = residuals
+    w = constrain(kernel.astype(x.dtype), names)
+    out_axes = tuple(range(n, kernel.ndim))
+    dx = jax.lax.dot_general(g, w, ((tuple(range(1, g.ndim)), out_axes), ((), ())))
+    # In the compute dtype, as autodiff of the cast would give it (XLA:CPU has no bf16
+    # matmul with a float32 result), then summed over the devices in the kernel's dtype.
+    dw = jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())))
+    return dx.astype(x.dtype), constrain(dw.astype(kernel.dtype), names)
+
+
+project.defvjp(_project_fwd, _project_bwd)
 
 
 def quantized_dot(x, kernel, scale, dimension_numbers, out_dtype) -> jax.Array:
@@ -74,8 +125,12 @@ class Dense(nnx.Module):
         rngs: nnx.Rngs,
         use_bias: bool = False,
         kernel_init=None,
+        remat_name: str | None = None,
     ):
         self.num_in = len(in_shape)
+        self.kernel_names = (*in_names, *out_names)
+        # The output's name for the remat policies that save it (``transformer.py``).
+        self.remat_name = remat_name
         self.dtype = spec.dtype
         init = kernel_init or nnx.initializers.normal(spec.init_std)
         self.kernel = param(
@@ -89,8 +144,6 @@ class Dense(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.kernel[...]
-        if self.kernel_scale is None:
-            kernel = kernel.astype(self.dtype)
         n = self.num_in
         lead = x.shape[: x.ndim - n]
         # All tokens on one axis: XLA:CPU lowers a batched [B, T, D] contraction to
@@ -98,15 +151,17 @@ class Dense(nnx.Module):
         # contracted as it lies (no reshape of the weights in the program: a decode step
         # reads each weight once).
         x = x.astype(self.dtype).reshape(-1, *kernel.shape[:n])
-        contract = (tuple(range(1, n + 1)), tuple(range(n)))
         if self.kernel_scale is None:
-            y = jax.lax.dot_general(x, kernel, (contract, ((), ())))
+            y = project(x, kernel, n, self.kernel_names)
         else:
+            contract = (tuple(range(1, n + 1)), tuple(range(n)))
             scale = self.kernel_scale[...]
             y = quantized_dot(x, kernel, scale, (contract, ((), ())), self.dtype)
         y = y.reshape(*lead, *kernel.shape[n:])
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
+        if self.remat_name is not None:
+            y = checkpoint_name(y, self.remat_name)
         return y
 
 
@@ -181,9 +236,9 @@ class MLP(nnx.Module):
     def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
         d, f = spec.hidden_size, spec.intermediate_size
         self.activation = spec.activation
-        self.gate_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs)
-        self.up_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs)
-        self.down_proj = Dense((f,), (d,), ("mlp",), ("embed",), spec, rngs)
+        self.gate_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs, remat_name="mlpwi_0")
+        self.up_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs, remat_name="mlpwi_1")
+        self.down_proj = Dense((f,), (d,), ("mlp",), ("embed",), spec, rngs, remat_name="mlpwo")
 
     def __call__(self, x: jax.Array) -> jax.Array:
         gate = self.gate_proj(x)

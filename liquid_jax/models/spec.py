@@ -24,12 +24,18 @@ from liquid_jax.errors import ConfigError
 
 FAMILIES = ("gemma", "gemma2", "qwen2", "llama")
 ACTIVATIONS = ("gelu_tanh", "silu")
+# What each layer keeps for its backward (``transformer.py``): nothing ("full"), the
+# projections MaxText's names say, or JAX's own policies ("none": no remat).
+JAX_REMAT_POLICIES = ("none", "dots_saveable", "dots_with_no_batch_dims_saveable",
+                      "everything_saveable")  # fmt: skip
 REMAT_POLICIES = (
-    "none",
     "full",
-    "dots_saveable",
-    "dots_with_no_batch_dims_saveable",
-    "everything_saveable",
+    "minimal",
+    "save_dot_except_mlpwi",
+    "save_dot_except_mlp",
+    "save_qkv_proj",
+    "save_out_proj",
+    *JAX_REMAT_POLICIES,
 )
 FULL, SLIDING = "full_attention", "sliding_attention"
 # The attention kernels (models/attention_kernels.py): "auto" picks per backend.

@@ -10,6 +10,8 @@ a fused kernel, which needs it static (``attention_kernels``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,7 @@ from liquid_jax.models.attention import Attention, segment_causal_mask, window_m
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.cached_layers import run_cached_layers
 from liquid_jax.models.kv_cache import KVCache
-from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, zero_beyond
+from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, select, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.parallel import constrain
@@ -28,10 +30,29 @@ from liquid_jax.parallel import constrain
 PAD_LOGIT = -1e9
 ACTIVATION_AXES = ("batch", "length", "embed")
 
+_QKV = ("query_proj", "key_proj", "value_proj")
+# The projection outputs (``Dense(remat_name=...)``) each named policy keeps for the
+# backward, stacked over the layers; it recomputes everything else. MaxText's names.
+REMAT_SAVED_NAMES = {
+    "full": (),
+    "minimal": (*_QKV, "out_proj", "mlpwi_0", "mlpwi_1", "mlpwo"),
+    "save_dot_except_mlpwi": (*_QKV, "out_proj", "mlpwo"),
+    "save_dot_except_mlp": (*_QKV, "out_proj"),
+    "save_qkv_proj": _QKV,
+    "save_out_proj": ("out_proj",),
+}
+_save_names = jax.checkpoint_policies.save_only_these_names
 _REMAT_POLICIES = {
     "full": None,  # jax.checkpoint's default: save nothing, recompute the layer
-    "dots_saveable": jax.checkpoint_policies.dots_saveable,
-    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    **{name: _save_names(*saved) for name, saved in REMAT_SAVED_NAMES.items() if saved},
+    # The projections' matmuls run inside a custom VJP (``layers.project``), which JAX's
+    # dot policies do not look into: they keep the projections' outputs by name.
+    **{
+        name: jax.checkpoint_policies.save_from_both_policies(
+            getattr(jax.checkpoint_policies, name), _save_names(*REMAT_SAVED_NAMES["minimal"])
+        )
+        for name in ("dots_saveable", "dots_with_no_batch_dims_saveable")
+    },
     "everything_saveable": jax.checkpoint_policies.everything_saveable,
 }
 
@@ -219,16 +240,16 @@ class Transformer(nnx.Module):
         count = self.spec.num_layers
         return graphdef, tuple(jax.tree.map(lambda x, i=i: x[i], state) for i in range(count))
 
-    def head_weight(self, lo: int = 0, hi: int | None = None) -> jax.Array:
+    def head_weight(self, lo: int = 0, hi: int | None = None, cast: bool = True) -> jax.Array:
         """The head's matrix for token ids ``[lo, hi)``: dtype[D, hi - lo] (tied: the
-        embedding rows, transposed)."""
+        embedding rows, transposed); ``cast=False``: in the parameters' dtype."""
         hi = self.spec.padded_vocab_size if hi is None else hi
         if self.lm_head is None:
             w = self.embed_tokens.embedding[...][lo:hi].T
         else:
             w = self.lm_head.kernel[...][:, lo:hi]
         # A weight-only quantized head stays int8 (its scales: ``head_scale``).
-        return w if w.dtype == jnp.int8 else w.astype(self.spec.dtype)
+        return w if w.dtype == jnp.int8 or not cast else w.astype(self.spec.dtype)
 
     def head_scale(self, lo: int = 0, hi: int | None = None) -> jax.Array | None:
         """float[hi - lo]: the per-column scales of a weight-only quantized head (None
@@ -237,20 +258,46 @@ class Transformer(nnx.Module):
         scale = self.embed_tokens.embedding_scale if tied else self.lm_head.kernel_scale
         return None if scale is None else scale[...][lo:hi]
 
+    def vocab_parallel_head(self) -> Callable[[jax.Array], jax.Array]:
+        """``head`` for a loss that takes it a chunk of positions at a time
+        (``train.loss.chunked_loss_sums``), with the vocabulary split over the devices
+        instead of the batch: normed hidden states dtype[B, C, D] -> float32[B, C, V].
+
+        The weight is moved once from its parameter layout (``embed`` split over fsdp) to
+        one split along the vocabulary over every weight-sharding axis (logical axis
+        ``loss_vocab``, ``parallel/rules.py``), and stays float32 there: each chunk casts
+        its own shard, so the gradient is summed over the chunks in float32, in shards.
+        Each device gathers the chunk's few hidden states of its ``data`` replica
+        (``loss_batch``) and computes their logits for its columns only; the loss takes
+        logsumexp, target logit and argmax as reductions over the split vocabulary. No
+        device ever holds the whole head or its whole gradient (at Gemma-7B's 264192 x
+        3072 that was 3 GiB of float32 each). Without a mesh this is ``head``.
+        """
+        w = constrain(self.head_weight(cast=False), (None, "loss_vocab"))
+        scale = self.head_scale()
+
+        def head(x_bcd: jax.Array) -> jax.Array:
+            x_bcd = constrain(x_bcd, ("loss_batch", "length", None))
+            axes = ("loss_batch", "length", "loss_vocab")
+            return self.head(x_bcd, weight=w, scale=scale, logit_axes=axes)
+
+        return head
+
     def head(
         self,
         x_btd: jax.Array,
         weight: jax.Array | None = None,
         lo: int = 0,
         scale: jax.Array | None = None,
+        logit_axes: tuple[str, ...] = ("batch", "length", "vocab"),
     ) -> jax.Array:
         """The LM head on normed hidden states ``[B, T, D]`` (all positions or any chunk):
         tied embedding or ``lm_head``, the final soft-cap, padding columns at
-        ``PAD_LOGIT`` -> float32[B, T, padded_vocab].
+        ``PAD_LOGIT`` -> float32[B, T, padded_vocab], laid out by ``logit_axes``.
 
-        ``weight`` (``head_weight(lo, hi)``) restricts it to the token ids ``[lo, hi)``
-        -> float32[B, T, hi - lo]; an int8 ``weight`` comes with its ``scale``
-        (``head_scale(lo, hi)``)."""
+        ``weight`` (``head_weight(lo, hi)``; a float one in any dtype, cast to the compute
+        dtype here) restricts it to the token ids ``[lo, hi)`` -> float32[B, T, hi - lo];
+        an int8 ``weight`` comes with its ``scale`` (``head_scale(lo, hi)``)."""
         spec = self.spec
         if weight is None and self.lm_head is None:
             logits = self.embed_tokens.attend(x_btd)
@@ -258,15 +305,20 @@ class Transformer(nnx.Module):
             w, scale = (
                 (self.head_weight(), self.head_scale()) if weight is None else (weight, scale)
             )
+            if scale is None:
+                w = w.astype(spec.dtype)
             logits = head_dot(x_btd.reshape(-1, x_btd.shape[-1]), w, scale, spec.dtype)
             logits = logits.reshape(*x_btd.shape[:-1], w.shape[-1])
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             logits = jnp.tanh(logits / cap) * cap
-        # Padding columns of the table must never win a softmax, argmax or sample.
+        # Padding columns of the table must never win a softmax, argmax or sample. A
+        # minimum with a [V] row (not a select with a [B, T, V] mask): nothing of the
+        # size of the logits that depends only on constants, which XLA would compute once
+        # outside the loss's chunk loop. Exact: real logits are below inf, others above.
         real = lo + jnp.arange(logits.shape[-1]) < spec.vocab_size
-        logits = jnp.where(real, logits, PAD_LOGIT)
-        return constrain(logits, ("batch", "length", "vocab"))
+        logits = jnp.minimum(logits, select(real, jnp.float32(jnp.inf), PAD_LOGIT))
+        return constrain(logits, logit_axes)
 
 
 def _check_inputs(tokens, positions, segment_ids, cache, logit_indices) -> None:

@@ -18,9 +18,14 @@ from jax.sharding import PartitionSpec as P
 Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
 # FSDP shards weights over `fsdp` along `embed`; tensor parallelism splits heads, the MLP
-# and the vocabulary; the batch spans both data-parallel axes.
+# and the vocabulary; the batch spans both data-parallel axes. The loss's LM head splits
+# the vocabulary over every weight-sharding axis instead (`loss_vocab`), each device
+# scoring its columns for the whole `data` replica's batch (`loss_batch`): its weight is
+# then never gathered and its gradient never all-reduced (`Transformer.vocab_parallel_head`).
 DEFAULT_RULES: Rules = (
     ("batch", ("data", "fsdp")),
+    ("loss_batch", "data"),
+    ("loss_vocab", ("fsdp", "tensor")),
     ("length", None),
     ("embed", "fsdp"),
     ("vocab", "tensor"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 
 from liquid_jax.models.spec import TransformerSpec
+from liquid_jax.models.transformer import REMAT_SAVED_NAMES
 
 # Dense bf16 peak FLOP/s per device (per chip / GPU), from the vendors' data sheets.
 PEAK_FLOPS = {
@@ -85,3 +86,38 @@ def train_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     matmul_params = spec.num_layers * (attn_proj + mlp) + head
     attention = 12 * spec.num_layers * spec.num_heads * hd * seq_len / 2
     return 6.0 * matmul_params + attention
+
+
+def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
+    """What the remat policy (``spec.remat``) adds to ``train_flops_per_token`` (which
+    counts model FLOPs, as MFU does): the backward runs each layer's forward again, less
+    the projections a named policy keeps (and less what no backward reads); attention's
+    causal blocks, rematted on their own under a named policy
+    (``attention.dot_product_attention``), run their scores and values a third time.
+    The JAX policies that keep dots count as ``minimal`` (those without batch
+    dimensions) or as nothing recomputed (all dots, everything)."""
+    if spec.remat in ("none", "dots_saveable", "everything_saveable"):
+        return 0.0
+    d, f, hd = spec.hidden_size, spec.intermediate_size, spec.head_dim
+    h, k = spec.num_heads, spec.num_kv_heads
+    projections = {
+        "query_proj": 2 * d * h * hd,
+        "key_proj": 2 * d * k * hd,
+        "value_proj": 2 * d * k * hd,
+        "out_proj": 2 * h * hd * d,
+        "mlpwi_0": 2 * d * f,
+        "mlpwi_1": 2 * d * f,
+        "mlpwo": 2 * f * d,
+    }
+    policy = "minimal" if spec.remat == "dots_with_no_batch_dims_saveable" else spec.remat
+    saved = set(REMAT_SAVED_NAMES[policy])
+    if not spec.sandwich_norms:
+        # A pre-norm layer only adds the MLP's output to its stream: no backward reads it,
+        # so it is never recomputed (nor kept).
+        saved.add("mlpwo")
+    layer = sum(v for name, v in projections.items() if name not in saved)
+    # Scores and values, 2 x 2 x heads x head_dim x context, halved for causality.
+    attention = 2 * h * hd * seq_len
+    chunk = spec.attn_causal_chunk
+    blocks = chunk and seq_len > chunk and seq_len % chunk == 0 and policy == spec.remat
+    return float(spec.num_layers * (layer + attention * (2 if blocks else 1)))

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from liquid_jax.data.formats import TASK_I2T, TASK_T2I, TASK_TEXT, TASK_VQA
-from liquid_jax.models.loss import token_nll
+from liquid_jax.models.loss import is_argmax, token_nll
 
 TASKS = {"text": TASK_TEXT, "t2i": TASK_T2I, "i2t": TASK_I2T, "vqa": TASK_VQA}
 
@@ -75,7 +75,7 @@ def _token_stats(logits, targets, max_z_weight: float):
     (None without max-z). logits: float[B, T, V]; targets: int32[B, T]."""
     logits = logits.astype(jnp.float32)
     nll = token_nll(logits, targets)
-    correct = jnp.argmax(logits, axis=-1) == targets
+    correct = is_argmax(logits, targets)
     z = jnp.max(logits, axis=-1) if max_z_weight else None
     return nll, correct, z
 

@@ -82,7 +82,8 @@ def _forward_sums(model, batch, max_z_weight, loss_chunk=0):
     inputs = dict(positions=batch["positions"], segment_ids=batch["segment_ids"])
     if loss_chunk:
         hidden = model.hidden_states(batch["tokens"], **inputs)
-        return chunked_loss_sums(model.head, hidden, batch, max_z_weight, loss_chunk)
+        head = model.vocab_parallel_head()
+        return chunked_loss_sums(head, hidden, batch, max_z_weight, loss_chunk)
     return loss_sums(model(batch["tokens"], **inputs), batch, max_z_weight)
 
 

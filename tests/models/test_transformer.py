@@ -1,15 +1,20 @@
 """The transformer on its own: KV cache, padding, remat, sharding, spec checks."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.ad_checkpoint import print_saved_residuals
 from jax.sharding import PartitionSpec as P
 
-from liquid_jax.models.spec import TransformerSpec
-from liquid_jax.models.transformer import PAD_LOGIT, Transformer
+from liquid_jax.models.attention import segment_causal_mask
+from liquid_jax.models.rope import inverse_frequencies, rope_tables
+from liquid_jax.models.spec import REMAT_POLICIES, TransformerSpec
+from liquid_jax.models.transformer import _REMAT_POLICIES, PAD_LOGIT, DecoderLayer, Transformer
 from liquid_jax.parallel import MeshConfig, create_sharded, make_mesh
 from tests import tiny
 
@@ -84,24 +89,65 @@ def test_left_and_right_padded_prompts_match_unpadded(model):
         np.testing.assert_allclose(logits[row, 0, :VOCAB], full[0, 4, :VOCAB], atol=2e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("policy", ["full", "dots_saveable"])
-def test_remat_policies_give_the_same_gradients(policy):
+@pytest.mark.parametrize("policy", sorted(set(REMAT_POLICIES) - {"none"}))
+def test_remat_policies_give_the_same_loss_and_gradients(policy):
     spec = tiny_spec("llama", num_layers=2)
     tokens = _tokens((2, 8))
 
-    def grads(spec):
+    def loss_and_grads(spec):
         model = Transformer(spec, rngs=nnx.Rngs(1))
 
         @nnx.jit
         def step(model):
             loss = lambda m: jnp.mean(jax.nn.logsumexp(m(tokens)[..., :VOCAB], -1))
-            return nnx.grad(loss)(model)
+            return nnx.value_and_grad(loss)(model)
 
         return step(model)
 
     chex.assert_trees_all_close(
-        grads(spec), grads(spec.replace(remat=policy)), atol=1e-6, rtol=1e-5
+        loss_and_grads(spec), loss_and_grads(spec.replace(remat=policy)), atol=1e-6, rtol=1e-5
     )
+
+
+_QKV = {"query_proj", "key_proj", "value_proj"}
+
+
+@pytest.mark.parametrize(
+    "policy, names",
+    [
+        ("full", set()),
+        ("save_qkv_proj", _QKV),
+        ("save_out_proj", {"out_proj"}),
+        ("save_dot_except_mlp", _QKV | {"out_proj"}),
+        ("save_dot_except_mlpwi", _QKV | {"out_proj", "mlpwo"}),
+        ("minimal", _QKV | {"out_proj", "mlpwo", "mlpwi_0", "mlpwi_1"}),
+        # JAX's dot policies do not see into the projections' custom VJP: kept by name.
+        ("dots_with_no_batch_dims_saveable", _QKV | {"out_proj", "mlpwo", "mlpwi_0", "mlpwi_1"}),
+    ],
+)
+def test_named_remat_policies_keep_the_projections_they_name(policy, names, capsys):
+    """What one decoder layer under the policy keeps for its backward (``jax.checkpoint``
+    residuals): exactly the projection outputs the policy names, besides its inputs.
+    Gemma2's layer, whose sandwich norms read both outputs that a pre-norm layer only
+    adds to its residual stream (``out_proj``, ``mlpwo``: no backward needs those)."""
+    spec = tiny_spec("gemma2", num_layers=1)
+    graphdef, state = nnx.split(DecoderLayer(spec, nnx.Rngs(0)))
+    b, t = 2, 8
+    positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    cos, sin = rope_tables(
+        positions, inverse_frequencies(spec.head_dim, spec.rope_theta), spec.dtype
+    )
+    ones = jnp.ones((b, t), jnp.int32)
+    mask = segment_causal_mask(ones, ones, positions[0], positions[0])
+
+    def layer(x, state):
+        return nnx.merge(graphdef, state)(x, cos, sin, mask)[0].sum()
+
+    x = jax.random.normal(jax.random.key(0), (b, t, spec.hidden_size))
+    print_saved_residuals(jax.checkpoint(layer, policy=_REMAT_POLICIES[policy]), x, state)
+    residuals = capsys.readouterr().out
+    assert "from the argument" in residuals  # the layer's inputs, always kept
+    assert set(re.findall(r"named '(\w+)'", residuals)) == names, residuals
 
 
 @pytest.mark.parametrize("chunk", [4, 8])

@@ -12,6 +12,8 @@ Mutations tried (each fails ``test_chunked_sums_and_gradients_equal_the_full_los
 - the head without the soft-cap (``hidden @ embedding.T`` instead of ``model.head``).
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -21,7 +23,7 @@ from flax import nnx
 
 from liquid_jax.data.formats import TASK_I2T, TASK_T2I, TASK_TEXT
 from liquid_jax.models import Transformer
-from liquid_jax.parallel import MeshConfig, make_mesh
+from liquid_jax.parallel import MeshConfig, create_sharded, make_mesh
 from liquid_jax.train.loss import chunked_loss_sums, loss_sums, metrics_from_sums, objective
 from liquid_jax.train.optimizer import make_optimizer
 from liquid_jax.train.train_state import create_train_state
@@ -59,15 +61,17 @@ def _chunked_sums(model, batch, max_z, chunk):
     return chunked_loss_sums(model.head, hidden, batch, max_z, chunk)
 
 
-def _value_and_grads(model, sums_fn):
+def _value_and_grads(model, sums_fn, with_hlo=False):
+    """(objective, sums, gradients[, the compiled program's text])."""
     gdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def f(p):
         sums = sums_fn(nnx.merge(gdef, p, rest))
         return objective(sums, jnp.float32(40.0), 1e-2), sums
 
-    (value, sums), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(params)
-    return value, sums, grads
+    compiled = jax.jit(jax.value_and_grad(f, has_aux=True)).lower(params).compile()
+    (value, sums), grads = compiled(params)
+    return (value, sums, grads) + ((compiled.as_text(),) if with_hlo else ())
 
 
 @pytest.mark.parametrize("family", ["gemma2", "qwen2"])
@@ -85,14 +89,7 @@ def test_chunked_sums_and_gradients_equal_the_full_loss(family, chunk):
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
     np.testing.assert_allclose(got_value, want_value, rtol=1e-5)
-    for name, g in nnx.to_flat_state(want_grads):
-        got_g = got_grads
-        for part in name:
-            got_g = got_g[part]
-        g, got_g = np.asarray(g[...]), np.asarray(got_g[...])
-        scale = np.abs(g).max()
-        assert scale > 0, name
-        np.testing.assert_allclose(got_g, g, rtol=0, atol=1e-5 * scale, err_msg=str(name))
+    _assert_grads_close(got_grads, want_grads)
     m_want, m_got = metrics_from_sums(want, max_z), metrics_from_sums(got, max_z)
     assert set(m_got) == set(m_want)
     for key in m_want:
@@ -103,6 +100,58 @@ OPTIM = ml_collections.ConfigDict(dict(
     lr=1e-3, warmup=0, schedule="constant", b1=0.9, b2=0.95, eps=1e-8,
     weight_decay=0.0, grad_clip=0.0, freeze=(),
 ))  # fmt: skip
+
+
+def _four_rows(vocab: int) -> dict:
+    """``_packed_batch`` and the first row of another: 4 rows, which a data axis of 2 splits."""
+    a, b = _packed_batch(vocab), _packed_batch(vocab, seed=1)
+    return {k: np.concatenate([a[k], b[k][:1]]) for k in a}
+
+
+def _vocab_parallel_sums(model, batch, max_z, chunk):
+    hidden = model.hidden_states(
+        batch["tokens"], positions=batch["positions"], segment_ids=batch["segment_ids"]
+    )
+    return chunked_loss_sums(model.vocab_parallel_head(), hidden, batch, max_z, chunk)
+
+
+@pytest.mark.parametrize("family", ["gemma2", "qwen2"])
+def test_vocab_parallel_head_on_a_mesh_equals_the_full_loss(cpu_devices, family):
+    """The train step's chunked loss on a data 2 x fsdp 2 x tensor 2 mesh, the head's
+    vocabulary split 4 ways (``loss_vocab``) and each chunk's rows 2 ways (``loss_batch``):
+    the same sums, argmax accuracy and gradients as the whole logits on one device, and
+    the compiled program never gathers the head's whole weight (tied embedding for
+    Gemma2, ``lm_head`` for Qwen2).
+    """
+    spec = tiny_spec(family, tie_embeddings=family == "gemma2")
+    mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    plain = Transformer(spec, rngs=nnx.Rngs(1))
+    sharded = create_sharded(lambda: Transformer(spec, rngs=nnx.Rngs(1)), mesh)
+    batch = _four_rows(spec.vocab_size)
+    max_z = 1e-2
+    want_value, want, want_grads = _value_and_grads(plain, lambda m: _full_sums(m, batch, max_z))
+    with jax.set_mesh(mesh):
+        sums_fn = lambda m: _vocab_parallel_sums(m, batch, max_z, 8)  # noqa: E731
+        got_value, got, got_grads, hlo = _value_and_grads(sharded, sums_fn, with_hlo=True)
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-5)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    _assert_grads_close(got_grads, want_grads)
+    gathered = re.findall(r"= \w+\[([\d,]*)\]\S* all-gather\(", hlo)
+    d, v = spec.hidden_size, spec.padded_vocab_size
+    assert gathered, "the chunks' hidden states are gathered over the vocabulary split"
+    assert not {f"{v},{d}", f"{d},{v}"} & set(gathered), gathered
+
+
+def _assert_grads_close(got_grads, want_grads) -> None:
+    for name, g in nnx.to_flat_state(want_grads):
+        got_g = got_grads
+        for part in name:
+            got_g = got_g[part]
+        g, got_g = np.asarray(g[...]), np.asarray(got_g[...])
+        scale = np.abs(g).max()
+        assert scale > 0, name
+        np.testing.assert_allclose(got_g, g, rtol=0, atol=1e-5 * scale, err_msg=str(name))
 
 
 def test_eval_step_takes_the_chunk_and_without_max_z_there_is_no_z():

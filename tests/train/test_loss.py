@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from liquid_jax.data.formats import TASK_I2T, TASK_T2I, TASK_TEXT
+from liquid_jax.models.loss import is_argmax
 from liquid_jax.train.loss import loss_sums, metrics_from_sums, objective
 
 V = 11
@@ -92,3 +93,21 @@ def test_objective_and_metrics():
         expect = want[f"nll_{name}"] / want[f"weight_{name}"]
         assert float(m[f"loss_{name}"]) == pytest.approx(expect, rel=1e-5), name
     assert np.isnan(float(m["loss_vqa"]))  # absent task: NaN, not 0
+
+
+def test_accuracy_counts_a_tie_for_the_lowest_id_only_as_argmax_does():
+    """``models.loss.is_argmax`` (reductions that split along the vocabulary) against
+    NumPy's argmax, with ties: at initialisation every new image row is the same mean row,
+    so all image codes tie and only the first may count as correct.
+
+    Mutation tried: ``is_argmax`` as ``logits[target] == max`` (every tied id correct)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 40, V)).astype(np.float32)
+    logits[0, :, 6:] = logits[0, :, 6:7]  # ids 6..10 tie everywhere in row 0
+    logits[1, :20, 2:9] = 9.0  # a tie at the top for ids 2..8
+    targets = rng.integers(0, V, (3, 40)).astype(np.int32)
+    targets[1, :20] = rng.integers(2, 9, 20)
+    want = np.argmax(logits, -1) == targets
+    got = np.asarray(is_argmax(jnp.asarray(logits), jnp.asarray(targets)))
+    assert want[1, :20].sum() > 0 and (~want[1, :20]).sum() > 0
+    np.testing.assert_array_equal(got, want)
