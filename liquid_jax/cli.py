@@ -78,7 +78,7 @@ flags.DEFINE_string("mesh", None, "sample: shard the model over devices, e.g. te
 flags.DEFINE_string("boi_token", "<unused0>", "sample: the tokenizer's <boi> (no liquid_vocab).")
 flags.DEFINE_string("eoi_token", "<unused1>", "sample: the tokenizer's <eoi> (no liquid_vocab).")
 flags.DEFINE_string("uncond_token", "<unused2>", "sample: its <unconditional> token.")
-flags.DEFINE_enum("quantize", None, ["int8"], "sample: weight-only int8 matmul weights.")
+flags.DEFINE_enum("quantize", None, ["int8"], "sample, serve: weight-only int8 matmul weights.")
 flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or LIQUID_DEBUG=1).")
 flags.DEFINE_bool("dry_run", False, "train: check the config's paths (and devices), then stop.")
 flags.DEFINE_enum("expect_platform", None, ["cpu", "gpu", "tpu"],
@@ -90,9 +90,9 @@ flags.DEFINE_bool("allow_nonstock_vqgan", False,
 # The flags each command reads (beside --debug and absl's own); any other is refused.
 _SAMPLE_FLAGS = ("workdir", "hf_dir", "out", "task", "prompt", "image", "num_samples", "cfg",
                  "seed", "vqgan", "grid", "max_new_tokens", "temperature", "top_k", "top_p",
-                 "cfg_min_p", "chat", "size_prefix", "sample_batch", "quantize")  # fmt: skip
+                 "cfg_min_p", "chat", "size_prefix", "sample_batch")  # fmt: skip
 # How a model is loaded for generation (sample and serve).
-_LOAD_FLAGS = ("dtype", "mesh", "boi_token", "eoi_token", "uncond_token")
+_LOAD_FLAGS = ("dtype", "mesh", "boi_token", "eoi_token", "uncond_token", "quantize")
 COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "demo": ("config", "workdir"),
     "train-vqgan": ("config", "workdir"),
@@ -218,6 +218,7 @@ def _serve() -> None:
         dtype=FLAGS.dtype,
         mesh=FLAGS.mesh,
         special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
+        quantize=FLAGS.quantize,
     )
 
 

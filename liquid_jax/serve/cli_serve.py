@@ -37,13 +37,14 @@ def run_serve(
     dtype: str | None = None,
     mesh: str | None = None,
     special_tokens: tuple[str, str, str] | None = None,
+    quantize: str | None = None,
     limits: Limits | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Loads the model, then serves until ``stop`` is set, SIGTERM or Ctrl-C.
 
-    ``dtype``, ``mesh`` and ``special_tokens`` are ``load_for_sampling``'s (a released
-    model as downloaded, bf16 off CPU, sharded over devices).
+    ``dtype``, ``mesh``, ``special_tokens`` and ``quantize`` are ``load_for_sampling``'s
+    (a released model as downloaded, bf16 off CPU, sharded over devices, int8 weights).
     """
     if not workdir and not hf_dir:
         raise ConfigError("serve needs --hf_dir (with --vqgan) or --workdir")
@@ -56,6 +57,7 @@ def run_serve(
         dtype=dtype,
         mesh=mesh,
         special_tokens=special_tokens,
+        quantize=quantize,
         size_prefix=size_prefix,
         batch_size=batch_size,
     )
