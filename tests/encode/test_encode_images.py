@@ -268,7 +268,10 @@ def test_shapes_world_splits_from_a_train_vqgan_workdir(tmp_path, encode_tile):
     assert train[3]["source_id"].endswith("[train]:3") and train[3]["caption"]
     images = generate_images(10, SIZE, seed=0, split="train").astype(np.float32) / 127.5 - 1
     want = np.asarray(model.encode(images)).reshape(10, -1)
-    np.testing.assert_array_equal(np.stack([r["codes"] for r in train]), want)
+    got = np.stack([r["codes"] for r in train])
+    # Encoded in other batches, a near-tied latent can round to its other code on some
+    # CPUs (1 of 640 seen); a wrong record or tile order changes most codes.
+    assert got.shape == want.shape and (got != want).mean() <= 1 / 200, (got != want).sum()
 
 
 def test_bucketed_preprocessing_picks_sizes_by_aspect_ratio():

