@@ -167,6 +167,16 @@ def _encode_images() -> None:
     logging.info("encode-images: wrote codes of %s under %s", ", ".join(summary), FLAGS.workdir)
 
 
+def _load_kwargs() -> dict:
+    """``_LOAD_FLAGS`` as ``load_for_sampling``'s keyword arguments."""
+    return dict(
+        dtype=FLAGS.dtype,
+        mesh=FLAGS.mesh,
+        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
+        quantize=FLAGS.quantize,
+    )
+
+
 def _sample() -> None:
     _require("out")
     if not FLAGS.workdir and not FLAGS.hf_dir:
@@ -194,10 +204,7 @@ def _sample() -> None:
         chat=FLAGS.chat,
         size_prefix=FLAGS.size_prefix,
         batch_size=FLAGS.sample_batch,
-        dtype=FLAGS.dtype,
-        mesh=FLAGS.mesh,
-        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
-        quantize=FLAGS.quantize,
+        **_load_kwargs(),
     )
     logging.info("sample: wrote %d files to %s", len(files), FLAGS.out)
 
@@ -215,10 +222,7 @@ def _serve() -> None:
         grid=FLAGS.grid,
         size_prefix=FLAGS.size_prefix,
         batch_size=FLAGS.sample_batch,
-        dtype=FLAGS.dtype,
-        mesh=FLAGS.mesh,
-        special_tokens=(FLAGS.boi_token, FLAGS.eoi_token, FLAGS.uncond_token),
-        quantize=FLAGS.quantize,
+        **_load_kwargs(),
     )
 
 

@@ -268,19 +268,10 @@ class Sampler:
             raise InputError(f"text: num_samples={num_samples} must be >= 1")
         stops = text_lib.stop_ids(self.tokenizer, self.layout, chat)
         encoded = [text_lib.text_prompt(self.tokenizer, self.layout, p, chat=chat) for p in prompts]
-        check_fits(encoded, int(max_new_tokens), self.context, "text")
-        spec, params = text_lib.text_decode_spec(
-            self.layout,
-            stops,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-        )
-        rows = [[e] for e in encoded for _ in range(int(num_samples))]
-        ids = np.arange(len(rows))
-        tokens = self._run(rows, ids, seed, spec, params, batch_size, chunk, progress)
-        return text_lib.decode_rows(self.tokenizer, tokens, stops)
+        return self._continue(
+            encoded, stops, "text", int(num_samples), max_new_tokens, temperature, top_k,
+            top_p, seed, batch_size, chunk, progress,
+        )  # fmt: skip
 
     def chat(
         self,
@@ -317,8 +308,19 @@ class Sampler:
                 for i, m in enumerate(conversation)
             ]
             encoded.append(text_lib.chat_ids(self.tokenizer, self.layout, messages))
-        check_fits(encoded, int(max_new_tokens), self.context, "chat")
         stops = text_lib.chat_stop_ids(self.tokenizer, self.layout)
+        return self._continue(
+            encoded, stops, "chat", 1, max_new_tokens, temperature, top_k, top_p, seed,
+            batch_size, chunk, progress,
+        )  # fmt: skip
+
+    def _continue(
+        self, encoded, stops, what, num_samples, max_new_tokens, temperature, top_k, top_p,
+        seed, batch_size, chunk, progress,
+    ) -> list[str]:  # fmt: skip
+        """Text continuations of the token lists ``encoded`` (``num_samples`` each, in
+        order) until one of ``stops``; ``what`` names the caller in errors."""
+        check_fits(encoded, int(max_new_tokens), self.context, what)
         spec, params = text_lib.text_decode_spec(
             self.layout,
             stops,
@@ -327,7 +329,7 @@ class Sampler:
             top_k=top_k,
             top_p=top_p,
         )
-        rows = [[e] for e in encoded]
+        rows = [[e] for e in encoded for _ in range(num_samples)]
         tokens = self._run(rows, np.arange(len(rows)), seed, spec, params, batch_size, chunk,
                            progress)  # fmt: skip
         return text_lib.decode_rows(self.tokenizer, tokens, stops)
