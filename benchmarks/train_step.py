@@ -12,9 +12,10 @@ Qwen2.5-7B train steps (Liquid vocabulary, bf16 compute, float32 master weights 
 moments) on a simulated 8-device mesh, without allocating any weights, compiled with
 XLA:CPU's memory-minimising program order (``--cpu_concurrency_scheduler``: its default
 order). The loss chunk (``train.loss_chunk``), attention blocks
-(``model.attn_causal_chunk``), remat policy (``model.remat``) and max-z weight come from
-the recipe, ``configs/liquid.py:base=NAME``; ``--loss_chunk`` / ``--attn_causal_chunk`` /
-``--remat`` override them (``--loss_chunk 0``: the loss over the whole [B, T, V] logits).
+(``model.attn_causal_chunk``), MLP blocks (``model.mlp_chunk``), remat policy
+(``model.remat``) and max-z weight come from the recipe, ``configs/liquid.py:base=NAME``;
+``--loss_chunk`` / ``--attn_causal_chunk`` / ``--mlp_chunk`` / ``--remat`` override them
+(``--loss_chunk 0``: the loss over the whole [B, T, V] logits).
 The FLOPs the policy recomputes are ``train/flops.recompute_flops_per_token``.
 """
 
@@ -120,6 +121,7 @@ def memory(args) -> None:
         config = liquid.get_config(f"base={name}")
         step_cfg = StepConfig.from_config(config.train, text_vocab_size=0)
         attn_chunk = config.model.attn_causal_chunk
+        mlp_chunk = config.model.mlp_chunk if args.mlp_chunk < 0 else args.mlp_chunk
         if args.loss_chunk >= 0:
             step_cfg = dataclasses.replace(step_cfg, loss_chunk=args.loss_chunk)
         if args.attn_causal_chunk >= 0:
@@ -127,7 +129,7 @@ def memory(args) -> None:
         spec = get_preset(name)
         remat = args.remat or config.model.remat
         spec = spec.replace(vocab_size=spec.vocab_size + 8192, dtype="bfloat16", remat=remat,
-                            attn_causal_chunk=attn_chunk)  # fmt: skip
+                            attn_causal_chunk=attn_chunk, mlp_chunk=mlp_chunk)  # fmt: skip
         abstract = nnx.eval_shape(
             lambda spec=spec: TrainState(Transformer(spec, rngs=nnx.Rngs(0)),
                                          make_optimizer(OPTIM, 100))
@@ -155,6 +157,7 @@ def memory(args) -> None:
               f"({mem.temp_size_in_bytes / 2**20 / tokens:.2f} MiB/token), "
               f"total {total / gib:.2f} GiB "
               f"[loss_chunk {step_cfg.loss_chunk}, attn_causal_chunk {attn_chunk}, "
+              f"mlp_chunk {mlp_chunk}, "
               f"max_z {step_cfg.max_z_weight:g}, remat {remat} (recomputes "
               f"{recompute_flops_per_token(spec, args.mem_seq) / 1e9:.1f} of "
               f"{train_flops_per_token(spec, args.mem_seq) / 1e9:.1f} GFLOP/token), "
@@ -174,6 +177,7 @@ def main() -> None:
     p.add_argument("--mem_seq", type=int, default=2048)
     p.add_argument("--loss_chunk", type=int, default=-1, help="-1: the recipe's")
     p.add_argument("--attn_causal_chunk", type=int, default=-1, help="-1: the recipe's")
+    p.add_argument("--mlp_chunk", type=int, default=-1, help="-1: the recipe's")
     p.add_argument("--remat", default="", help="model.remat; empty: the recipe's")
     p.add_argument("--presets", default="gemma_7b,qwen2.5_7b", help="comma-separated")
     p.add_argument("--cpu_concurrency_scheduler", action="store_true",

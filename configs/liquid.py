@@ -42,11 +42,13 @@ def recipe(base: str, init: str, steps: int, runlocal: bool) -> ml_collections.C
     c.model.remat = "full"
     c.model.param_dtype = "float32"  # master weights and Adam moments in float32
     c.model.dtype = "bfloat16"
-    # Attention in causal blocks of 512 queries, the loss's LM head over 512 positions at
-    # a time (no [B, T, V] logits, vocabulary-parallel): 8.5 GiB of temporaries per device
-    # for one 4096-token row on Gemma-7B, ~1.2 MiB per further token (docs/launch.md,
-    # benchmarks/train_step.py --memory).
+    # Attention in causal blocks of 512 queries, the MLP in blocks of <= 2048 features, the
+    # loss's LM head over 512 positions at a time (no [B, T, V] logits,
+    # vocabulary-parallel): 5.84 GiB of temporaries per device for one 4096-token row on
+    # Gemma-7B, ~0.36 MiB per further token (docs/launch.md, benchmarks/train_step.py
+    # --memory).
     c.model.attn_causal_chunk = 512
+    c.model.mlp_chunk = 2048
 
     c.data.seq_len = 2048
     c.data.batch_size = 1024

@@ -91,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.spec = ml_collections.ConfigDict()
     c.model.remat = "none"
     c.model.attn_causal_chunk = 0  # > 0: training attention in causal query blocks (CPU)
+    c.model.mlp_chunk = 0  # > 0: the MLP's intermediate features in blocks (memory)
     # auto | xla | splash | cudnn | dot_product (models/attention_kernels.py)
     c.model.attention = "auto"
     c.model.param_dtype = "float32"

@@ -14,14 +14,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from liquid_jax.models.attention_blocks import (
+    MASK_VALUE,
+    block_scores,
+    causal_block_attention,
+    heads_first,
+    scaled,
+)
 from liquid_jax.models.attention_kernels import SegmentMask, fused_attention
 from liquid_jax.models.kv_cache import write_layer
 from liquid_jax.models.layers import Dense, select
 from liquid_jax.models.rope import apply_rope
 from liquid_jax.models.spec import JAX_REMAT_POLICIES, TransformerSpec
-
-# Finite, so a row that sees nothing still gives a finite (uniform) softmax.
-MASK_VALUE = -1e30
 
 
 def segment_causal_mask(
@@ -66,10 +70,9 @@ def dot_product_attention(
     ``causal_chunk`` > 0 (only for S == T with a mask that hides every later key, as in
     training): queries in blocks of that many, each block attending only the keys up to
     its own end (``_causal_blocks``): the same result up to rounding, for less work.
-    ``remat_blocks``: the backward recomputes each block's scores and probabilities when
-    it reaches it, instead of keeping every block's from the forward (under a layer's
-    remat, whose recomputation would otherwise hold all of them while the rest of the
-    layer's backward runs: 1.2 GiB per device at Gemma-7B, 4096 tokens).
+    ``remat_blocks``: the blocks run as tiles with their own backward
+    (``attention_blocks``), which recomputes each tile's scores and probabilities when it
+    reaches it instead of keeping every block's from the forward.
     """
     t, s = q_bthd.shape[1], k_bskd.shape[1]
     if causal_chunk and t == s and t > causal_chunk and t % causal_chunk == 0:
@@ -79,11 +82,6 @@ def dot_product_attention(
     return _attention(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap)
 
 
-def _scaled(scores, scale: float, softcap: float | None):
-    scores = scores * scale
-    return scores if softcap is None else jnp.tanh(scores / softcap) * softcap
-
-
 def _causal_blocks(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk: int, remat=False):
     """``dot_product_attention`` for a causal mask, in blocks of ``chunk`` queries.
 
@@ -91,30 +89,22 @@ def _causal_blocks(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk: int,
     keys before its end: (n + 1) / 2n of the work for n blocks. Heads lead the layout,
     so each block is one batched matmul per key head, and a block's scores fit in a CPU's
     cache: at T = 256 (blocks of 32) attention's forward and backward ran about twice as
-    fast as in one block on a 2-core CPU (docs/demo.md).
+    fast as in one block on a 2-core CPU (docs/demo.md). ``remat``: the same blocks as
+    ``attention_blocks``' tiles, whose backward recomputes one tile at a time.
     """
+    if remat:
+        return causal_block_attention(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk)
     b, t, h, d = q_bthd.shape
-    kh = k_bskd.shape[2]
-    g = h // kh
-    q = q_bthd.reshape(b, t, kh, g, d).transpose(0, 2, 3, 1, 4)  # [B, K, G, T, D]
-    k, v = k_bskd.transpose(0, 2, 1, 3), v_bskd.transpose(0, 2, 1, 3)  # [B, K, S, D]
-
-    def block(q_block, k_block, v_block, visible):
-        end = k_block.shape[2]
-        scores = jnp.einsum("bknd,bksd->bkns", q_block, k_block,
-                            preferred_element_type=jnp.float32)  # fmt: skip
-        scores = _scaled(scores, scale, softcap).reshape(b, kh, g, chunk, end)
-        probs = jax.nn.softmax(select(visible, scores, MASK_VALUE), axis=-1)
-        probs = probs.astype(v_block.dtype).reshape(b, kh, g * chunk, end)
-        return jnp.einsum("bkns,bksd->bknd", probs, v_block)
-
-    block = jax.checkpoint(block) if remat else block
+    q, k, v = heads_first(q_bthd, k_bskd, v_bskd)
+    kh, g = q.shape[1], q.shape[2]
     blocks = []
     for start in range(0, t, chunk):
         end = start + chunk
         q_block = q[:, :, :, start:end].reshape(b, kh, g * chunk, d)
         visible = mask_bts[:, None, None, start:end, :end]
-        out = block(q_block, k[:, :, :end], v[:, :, :end], visible)
+        probs = jax.nn.softmax(block_scores(q_block, k[:, :, :end], visible, scale, softcap))
+        probs = probs.astype(v.dtype).reshape(b, kh, g * chunk, end)
+        out = jnp.einsum("bkns,bksd->bknd", probs, v[:, :, :end])
         blocks.append(out.reshape(b, kh, g, chunk, d))
     out = jnp.concatenate(blocks, axis=3)  # [B, K, G, T, D]
     return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
@@ -127,7 +117,7 @@ def _attention(q_bthd, k, v, mask_bts, scale, softcap, kv_layout: str = "bskd"):
     k_heads = k.shape[kv_layout.index("k")]
     q = q_bthd.reshape(b, t, k_heads, h // k_heads, d)
     scores = jnp.einsum(f"btkgd,{kv_layout}->bkgts", q, k, preferred_element_type=jnp.float32)
-    scores = select(mask_bts[:, None, None, :, :], _scaled(scores, scale, softcap), MASK_VALUE)
+    scores = select(mask_bts[:, None, None, :, :], scaled(scores, scale, softcap), MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jnp.einsum(f"bkgts,{kv_layout}->btkgd", probs, v)
     return out.reshape(b, t, h, d)
@@ -143,8 +133,8 @@ class Attention(nnx.Module):
         self.softcap = spec.attn_logit_softcap
         self.causal_chunk = spec.attn_causal_chunk
         # Under a named layer remat (which recomputes attention anyway) its causal blocks
-        # are recomputed one at a time in the backward too (``dot_product_attention``);
-        # JAX's own policies (the demo's) keep their FLOPs.
+        # run as tiles that recompute their scores in their own backward
+        # (``attention_blocks``); JAX's own policies (the demo's) keep their FLOPs.
         self.remat_blocks = spec.remat not in JAX_REMAT_POLICIES
         self.q_proj = Dense(
             (d,),

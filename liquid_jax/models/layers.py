@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from liquid_jax.models.mlp_chunks import activate, block_size, gated_mlp_in_chunks
 from liquid_jax.models.spec import TransformerSpec
 from liquid_jax.parallel import constrain
 
@@ -231,19 +232,32 @@ class RMSNorm(nnx.Module):
 
 
 class MLP(nnx.Module):
-    """Gated MLP: ``down(act(gate(x)) * up(x))`` (GeGLU for Gemma, SwiGLU otherwise)."""
+    """Gated MLP: ``down(act(gate(x)) * up(x))`` (GeGLU for Gemma, SwiGLU otherwise).
+
+    With ``spec.mlp_chunk`` a call over more than one position runs the intermediate
+    features in blocks (``mlp_chunks``); its output keeps the remat name ``mlpwo``."""
 
     def __init__(self, spec: TransformerSpec, rngs: nnx.Rngs):
         d, f = spec.hidden_size, spec.intermediate_size
         self.activation = spec.activation
+        self.chunk = block_size(f, spec.mlp_chunk)
         self.gate_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs, remat_name="mlpwi_0")
         self.up_proj = Dense((d,), (f,), ("embed",), ("mlp",), spec, rngs, remat_name="mlpwi_1")
         self.down_proj = Dense((f,), (d,), ("mlp",), ("embed",), spec, rngs, remat_name="mlpwo")
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        gate = self.gate_proj(x)
-        if self.activation == "gelu_tanh":
-            gate = jax.nn.gelu(gate, approximate=True)
-        else:
-            gate = jax.nn.silu(gate)
+        """x: [..., T, D] -> dtype[..., T, D]."""
+        quantized = self.gate_proj.kernel_scale is not None
+        if self.chunk and x.shape[-2] > 1 and not quantized:
+            dtype = self.down_proj.dtype
+            y = gated_mlp_in_chunks(
+                x.astype(dtype).reshape(-1, x.shape[-1]),
+                self.gate_proj.kernel[...],
+                self.up_proj.kernel[...],
+                self.down_proj.kernel[...],
+                self.activation,
+                self.chunk,
+            )
+            return checkpoint_name(y.reshape(x.shape), self.down_proj.remat_name)
+        gate = activate(self.gate_proj(x), self.activation)
         return self.down_proj(gate * self.up_proj(x))

@@ -37,6 +37,9 @@ REMAT_POLICIES = (
     "save_out_proj",
     *JAX_REMAT_POLICIES,
 )
+# The policies that keep the gate and up projections ("mlpwi_0", "mlpwi_1").
+REMAT_SAVES_MLP_INPUTS = ("minimal", "dots_saveable", "dots_with_no_batch_dims_saveable",
+                          "everything_saveable")  # fmt: skip
 FULL, SLIDING = "full_attention", "sliding_attention"
 # The attention kernels (models/attention_kernels.py): "auto" picks per backend.
 ATTENTION = ("auto", "xla", "splash", "cudnn", "dot_product")
@@ -123,6 +126,12 @@ class TransformerSpec:
     # > 0: training attention in blocks of this many queries (dot_product_attention's
     # causal_chunk): the same numbers up to rounding, faster on CPU. 0: one block.
     attn_causal_chunk: int = 0
+    # > 0: the MLP of a call over more than one position takes its intermediate
+    # features in blocks of at most this many (the largest divisor of
+    # intermediate_size not above it) and recomputes them in the backward pass
+    # (models/mlp_chunks.py): same numbers up to rounding, one block's share of the
+    # [tokens, F] intermediates. 0: all F at once.
+    mlp_chunk: int = 0
     # The attention kernel (models/attention_kernels.py): "auto" = splash on TPU, cuDNN
     # on an NVIDIA GPU when it can, else "xla" (the reference; always with a KV cache).
     attention: str = "auto"
@@ -139,6 +148,13 @@ class TransformerSpec:
             raise ConfigError(f"unknown activation {self.activation!r}; use one of {ACTIVATIONS}")
         if self.remat not in REMAT_POLICIES:
             raise ConfigError(f"unknown remat policy {self.remat!r}; use one of {REMAT_POLICIES}")
+        if self.mlp_chunk < 0:
+            raise ConfigError(f"spec: mlp_chunk={self.mlp_chunk} must be >= 0 (0: no blocks)")
+        if self.mlp_chunk and self.remat in REMAT_SAVES_MLP_INPUTS:
+            raise ConfigError(
+                f"spec: remat={self.remat!r} saves the MLP's gate and up projections, which "
+                f"mlp_chunk={self.mlp_chunk} recomputes; use another policy or mlp_chunk=0"
+            )
         if self.attention not in ATTENTION:
             raise ConfigError(f"unknown attention {self.attention!r}; use one of {ATTENTION}")
         if self.attention in ("cudnn", "dot_product") and self.attn_logit_softcap is not None:

@@ -10,6 +10,7 @@ a fused kernel, which needs it static (``attention_kernels``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import chex
@@ -21,6 +22,7 @@ from liquid_jax.models.attention import Attention, segment_causal_mask, window_m
 from liquid_jax.models.attention_kernels import SegmentMask, choose_attention, layer_windows
 from liquid_jax.models.cached_layers import run_cached_layers
 from liquid_jax.models.kv_cache import KVCache
+from liquid_jax.models.layer_remat import recompute_in_backward
 from liquid_jax.models.layers import MLP, Dense, Embed, RMSNorm, head_dot, select, zero_beyond
 from liquid_jax.models.rope import inverse_frequencies, rope_tables
 from liquid_jax.models.spec import TransformerSpec
@@ -43,7 +45,9 @@ REMAT_SAVED_NAMES = {
 }
 _save_names = jax.checkpoint_policies.save_only_these_names
 _REMAT_POLICIES = {
-    "full": None,  # jax.checkpoint's default: save nothing, recompute the layer
+    # Save nothing, recompute the layer: jax.checkpoint's default, which the scan runs
+    # as ``layer_remat.recompute_in_backward`` (its input kept as 16-bit words).
+    "full": None,
     **{name: _save_names(*saved) for name, saved in REMAT_SAVED_NAMES.items() if saved},
     # The projections' matmuls run inside a custom VJP (``layers.project``), which JAX's
     # dot policies do not look into: they keep the projections' outputs by name.
@@ -83,6 +87,25 @@ class DecoderLayer(nnx.Module):
             x_btd = x_btd + h
             x_btd = x_btd + self.mlp(self.post_attention_layernorm(x_btd))
         return x_btd, new_kv
+
+
+def _run_layer(layer, x_btd, layer_inputs, impl: str, windows):
+    """One scanned layer of the training forward: x [B, T, D] -> [B, T, D].
+    layer_inputs: ((cos, sin, positions, segment_ids, base mask or None), this layer's
+    window, its index among ``windows``)."""
+    (cos, sin, positions, segment_ids, base_mask), window, window_id = layer_inputs
+    if impl == "xla":
+        mask = base_mask & window_mask(positions, positions, window)
+    else:
+        mask = SegmentMask(segment_ids, window_id, windows, impl)
+    x_btd, _ = layer(x_btd, cos, sin, mask)
+    return constrain(x_btd, ACTIVATION_AXES)
+
+
+def _run_layer_state(graphdef, run, params, x_btd, layer_inputs):
+    """``run`` on the layer rebuilt from its state (``recompute_in_backward`` takes
+    arrays, not modules)."""
+    return run(nnx.merge(graphdef, params), x_btd, layer_inputs)
 
 
 def _stacked_layers(spec: TransformerSpec, rngs: nnx.Rngs) -> DecoderLayer:
@@ -209,20 +232,22 @@ class Transformer(nnx.Module):
 
         impl = choose_attention(spec, cached=False, seq_len=t)
         windows, window_ids = layer_windows(spec)
+        base_mask = None
         if impl == "xla":
             base_mask = segment_causal_mask(segment_ids, segment_ids, q_slots, q_slots)
+        inputs = (cos, sin, positions, segment_ids, base_mask)
+        run = functools.partial(_run_layer, impl=impl, windows=windows)
 
         def body(x, layer, window, window_id):
-            if impl == "xla":
-                mask = base_mask & window_mask(positions, positions, window)
-            else:
-                mask = SegmentMask(segment_ids, window_id, windows, impl)
-            x, _ = layer(x, cos, sin, mask)
-            return constrain(x, ACTIVATION_AXES)
+            if spec.remat != "full":
+                return run(layer, x, (inputs, window, window_id))
+            graphdef, params = nnx.split(layer)
+            layer_fn = functools.partial(_run_layer_state, graphdef, run)
+            return recompute_in_backward(layer_fn, params, x, (inputs, window, window_id), x.dtype)
 
-        if spec.remat != "none":
-            policy = _REMAT_POLICIES[spec.remat]
-            body = nnx.remat(body, policy=policy, prevent_cse=False, graph=False)
+        if spec.remat not in ("none", "full"):
+            body = nnx.remat(body, policy=_REMAT_POLICIES[spec.remat], prevent_cse=False,
+                             graph=False)  # fmt: skip
         scan = nnx.scan(
             body,
             in_axes=(nnx.Carry, 0, 0, 0),

@@ -92,8 +92,9 @@ def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     """What the remat policy (``spec.remat``) adds to ``train_flops_per_token`` (which
     counts model FLOPs, as MFU does): the backward runs each layer's forward again, less
     the projections a named policy keeps (and less what no backward reads); attention's
-    causal blocks, rematted on their own under a named policy
-    (``attention.dot_product_attention``), run their scores and values a third time.
+    causal blocks, run as tiles under a named policy (``attention_blocks``), compute
+    their scores a third time, in the tiles' backward (the matmuls exactly, counted in
+    the program's jaxpr).
     The JAX policies that keep dots count as ``minimal`` (those without batch
     dimensions) or as nothing recomputed (all dots, everything)."""
     if spec.remat in ("none", "dots_saveable", "everything_saveable"):
@@ -119,5 +120,8 @@ def recompute_flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
     # Scores and values, 2 x 2 x heads x head_dim x context, halved for causality.
     attention = 2 * h * hd * seq_len
     chunk = spec.attn_causal_chunk
-    blocks = chunk and seq_len > chunk and seq_len % chunk == 0 and policy == spec.remat
-    return float(spec.num_layers * (layer + attention * (2 if blocks else 1)))
+    tiles = chunk and seq_len > chunk and seq_len % chunk == 0 and policy == spec.remat
+    if tiles:  # n blocks of queries read (n + 1) / 2n of the keys, not a half
+        blocks = seq_len // chunk
+        attention *= 1.5 * (blocks + 1) / blocks
+    return float(spec.num_layers * (layer + attention))

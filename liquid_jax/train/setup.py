@@ -62,7 +62,7 @@ def layout_for_run(config, tokenizer: TextTokenizer) -> VocabLayout:
 def model_spec(config, layout: VocabLayout) -> TransformerSpec:
     """The spec from the config; ``model.init_from`` takes the checkpoint's own."""
     m = config.model
-    top_level = ("remat", "attn_causal_chunk", "attention", "param_dtype", "dtype")
+    top_level = ("remat", "attn_causal_chunk", "mlp_chunk", "attention", "param_dtype", "dtype")
     misplaced = sorted(set(top_level) & set(m.get("spec", {})))
     if misplaced:
         # model.X would silently win over model.spec.X.

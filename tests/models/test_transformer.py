@@ -150,11 +150,14 @@ def test_named_remat_policies_keep_the_projections_they_name(policy, names, caps
     assert set(re.findall(r"named '(\w+)'", residuals)) == names, residuals
 
 
-@pytest.mark.parametrize("chunk", [4, 8])
-def test_causal_attention_blocks_give_the_same_logits_and_gradients(chunk):
+@pytest.mark.parametrize(
+    "chunk, remat", [(4, "none"), (8, "none"), (4, "full"), (8, "save_qkv_proj")]
+)
+def test_causal_attention_blocks_give_the_same_logits_and_gradients(chunk, remat):
     """Blocks of queries reading only the keys before their end: the same loss and
     gradients as one block, on packed rows (segments restart), Gemma2's sliding window
-    and soft-cap, and grouped heads."""
+    and soft-cap, and grouped heads. Under a named remat policy the blocks run as tiles
+    with their own backward (``attention_blocks``)."""
     tokens = _tokens((2, 16))
     segments = jnp.asarray([[1] * 5 + [2] * 9 + [0] * 2, [1] * 11 + [2] * 5], jnp.int32)
     positions = jnp.asarray([[*range(5), *range(9), 0, 0], [*range(11), *range(5)]], jnp.int32)
@@ -173,9 +176,34 @@ def test_causal_attention_blocks_give_the_same_logits_and_gradients(chunk):
 
     spec = tiny_spec(num_layers=2)
     ref, ref_grads = loss_and_grads(spec)
-    got, got_grads = loss_and_grads(spec.replace(attn_causal_chunk=chunk))
+    got, got_grads = loss_and_grads(spec.replace(attn_causal_chunk=chunk, remat=remat))
     np.testing.assert_allclose(got, ref, rtol=1e-6)
     chex.assert_trees_all_close(got_grads, ref_grads, atol=1e-6, rtol=1e-5)
+
+
+def test_full_remat_keeps_bf16_layer_inputs_as_16_bit_words():
+    """Under ``remat="full"`` the scan keeps each layer's bf16 input for the backward as
+    uint16 words: no float32 [L, B, T, D] stack in the compiled step (XLA:CPU widened a
+    bf16 one), and the gradients of ``jax.checkpoint``'s recompute, to bf16 rounding."""
+    spec = tiny_spec("llama", num_layers=3, dtype="bfloat16")
+    tokens = _tokens((2, 16))
+
+    def step(spec):
+        model = Transformer(spec, rngs=nnx.Rngs(1))
+        graphdef, state = nnx.split(model)
+
+        def loss(state):
+            logits = nnx.merge(graphdef, state)(tokens)[..., :VOCAB]
+            return jnp.mean(jax.nn.logsumexp(logits, -1))
+
+        return jax.jit(jax.value_and_grad(loss)), state
+
+    stack = f"[3,2,16,{spec.hidden_size}]"
+    full, state = step(spec.replace(remat="full"))
+    hlo = full.lower(state).compile().as_text()
+    assert f"u16{stack}" in hlo and f"f32{stack}" not in hlo
+    reference, _ = step(spec.replace(remat="save_out_proj"))
+    chex.assert_trees_all_close(full(state), reference(state), atol=2e-2, rtol=2e-2)
 
 
 def test_causal_attention_blocks_leave_cached_and_uneven_calls_alone():
