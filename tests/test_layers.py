@@ -22,7 +22,7 @@ LAYER = {
     "train": 4,
     "sample": 5,
     "serve": 6, "demo": 6, "config_utils": 6,
-    "cli": 7,
+    "cli": 7, "cli_args": 7,
 }  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from configs.demo import get_config
-from liquid_jax.cli import DEMO_CONFIG, with_default_config
+from liquid_jax.cli_args import DEMO_CONFIG, with_default_config
 from liquid_jax.demo import TITLES, run_demo
 
 
