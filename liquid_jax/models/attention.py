@@ -19,6 +19,8 @@ from liquid_jax.models.attention_blocks import (
     block_scores,
     causal_block_attention,
     heads_first,
+    heads_last,
+    query_block,
     scaled,
 )
 from liquid_jax.models.attention_kernels import SegmentMask, fused_attention
@@ -100,14 +102,13 @@ def _causal_blocks(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk: int,
     blocks = []
     for start in range(0, t, chunk):
         end = start + chunk
-        q_block = q[:, :, :, start:end].reshape(b, kh, g * chunk, d)
+        q_block = query_block(q, start // chunk, chunk)
         visible = mask_bts[:, None, None, start:end, :end]
         probs = jax.nn.softmax(block_scores(q_block, k[:, :, :end], visible, scale, softcap))
         probs = probs.astype(v.dtype).reshape(b, kh, g * chunk, end)
         out = jnp.einsum("bkns,bksd->bknd", probs, v[:, :, :end])
         blocks.append(out.reshape(b, kh, g, chunk, d))
-    out = jnp.concatenate(blocks, axis=3)  # [B, K, G, T, D]
-    return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
+    return heads_last(blocks)
 
 
 def _attention(q_bthd, k, v, mask_bts, scale, softcap, kv_layout: str = "bskd"):

@@ -30,12 +30,25 @@ def scaled(scores: jax.Array, scale: float, softcap: float | None) -> jax.Array:
     return scores if softcap is None else jnp.tanh(scores / softcap) * softcap
 
 
+def query_heads_first(x_bthd, kv_heads: int):
+    """Queries (or their output, or its gradient) [B, T, H, D] -> [B, K, G, T, D], query
+    head h in group h // G of key head h // G (HF's ``repeat_kv``), G = H / K."""
+    b, t, h, d = x_bthd.shape
+    return x_bthd.reshape(b, t, kv_heads, h // kv_heads, d).transpose(0, 2, 3, 1, 4)
+
+
 def heads_first(q_bthd, k_bskd, v_bskd):
     """q [B, T, H, D] -> [B, K, G, T, D]; k, v [B, S, K, D] -> [B, K, S, D] (G = H / K)."""
-    b, t, h, d = q_bthd.shape
-    kh = k_bskd.shape[2]
-    q = q_bthd.reshape(b, t, kh, h // kh, d).transpose(0, 2, 3, 1, 4)
+    q = query_heads_first(q_bthd, k_bskd.shape[2])
     return q, k_bskd.transpose(0, 2, 1, 3), v_bskd.transpose(0, 2, 1, 3)
+
+
+def heads_last(blocks_bkgcd) -> jax.Array:
+    """Query blocks [B, K, G, C, D], in order -> [B, T, H, D] (``query_heads_first``'s
+    inverse)."""
+    x = jnp.concatenate(blocks_bkgcd, axis=3)
+    b, kh, g, t, d = x.shape
+    return x.transpose(0, 3, 1, 2, 4).reshape(b, t, kh * g, d)
 
 
 def block_scores(q_bknd, k_bksd, visible, scale, softcap):
@@ -53,7 +66,7 @@ def _key_block(x, j, chunk):
     return jax.lax.dynamic_slice_in_dim(x, j * chunk, chunk, axis=2)
 
 
-def _query_block(x_bkgtd, i, chunk):
+def query_block(x_bkgtd, i, chunk):
     """[B, K, G, T, D] -> query block i as [B, K, G * chunk, D]."""
     b, kh, g, _, d = x_bkgtd.shape
     return x_bkgtd[:, :, :, i * chunk : (i + 1) * chunk].reshape(b, kh, g * chunk, d)
@@ -77,7 +90,7 @@ def _forward(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk):
     n = g * chunk
     outs, lses = [], []
     for i in range(t // chunk):
-        q_block = _query_block(q, i, chunk)
+        q_block = query_block(q, i, chunk)
 
         def add_tile(j, carry, q_block=q_block, i=i):
             top, total, acc = carry  # [B, K, N], [B, K, N], float32[B, K, N, D]
@@ -101,8 +114,7 @@ def _forward(q_bthd, k_bskd, v_bskd, mask_bts, scale, softcap, chunk):
         top, total, acc = jax.lax.fori_loop(0, i + 1, add_tile, init)
         outs.append((acc / total[..., None]).astype(q.dtype).reshape(b, kh, g, chunk, d))
         lses.append((top + jnp.log(total)).reshape(b, kh, g, chunk))
-    out = jnp.concatenate(outs, axis=3).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
-    return out, jnp.concatenate(lses, axis=3)
+    return heads_last(outs), jnp.concatenate(lses, axis=3)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -121,8 +133,8 @@ def _bwd(scale, softcap, chunk, residuals, dout_bthd):
     q_bthd, k_bskd, v_bskd, mask_bts, out_bthd, lse = residuals
     b, t, h, d = q_bthd.shape
     q, k, v = heads_first(q_bthd, k_bskd, v_bskd)
-    dout = heads_first(dout_bthd, k_bskd, v_bskd)[0]  # [B, K, G, T, D]
-    out = heads_first(out_bthd, k_bskd, v_bskd)[0]
+    dout = query_heads_first(dout_bthd, k.shape[1])  # [B, K, G, T, D]
+    out = query_heads_first(out_bthd, k.shape[1])
     # The softmax's backward needs sum_s probs * dprobs per query: rowsum(dout * out).
     dot_out = jnp.sum(dout.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
     kh, g = q.shape[1], q.shape[2]
@@ -131,8 +143,8 @@ def _bwd(scale, softcap, chunk, residuals, dout_bthd):
     dv = jnp.zeros(v.shape, jnp.float32)
     dqs = []
     for i in range(t // chunk):
-        q_block = _query_block(q, i, chunk)
-        do_block = _query_block(dout, i, chunk)
+        q_block = query_block(q, i, chunk)
+        do_block = query_block(dout, i, chunk)
         rows = slice(i * chunk, (i + 1) * chunk)
         lse_block = lse[:, :, :, rows].reshape(b, kh, n, 1)
         dot_block = dot_out[:, :, :, rows].reshape(b, kh, n, 1)
@@ -160,9 +172,8 @@ def _bwd(scale, softcap, chunk, residuals, dout_bthd):
         dq = jnp.zeros(q_block.shape, jnp.float32)
         dq, dk, dv = jax.lax.fori_loop(0, i + 1, add_tile, (dq, dk, dv))
         dqs.append(dq.reshape(b, kh, g, chunk, d))
-    dq = jnp.concatenate(dqs, axis=3).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
     back = lambda x: x.transpose(0, 2, 1, 3).astype(k_bskd.dtype)  # noqa: E731
-    return dq.astype(q_bthd.dtype), back(dk), back(dv), None
+    return heads_last(dqs).astype(q_bthd.dtype), back(dk), back(dv), None
 
 
 causal_block_attention.defvjp(_fwd, _bwd)

@@ -24,21 +24,21 @@ def _as_words(x: jax.Array) -> jax.Array:
     return x
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 4))
-def recompute_in_backward(fn, params, x, inputs, dtype):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def recompute_in_backward(fn, params, x, inputs):
     """``fn(params, x, inputs) -> y`` (same shape and dtype as x), its backward
-    recomputed from ``x``; ``inputs`` (masks, positions, RoPE tables) get no gradient.
-    ``dtype``: x's dtype (static), to read the saved words back."""
+    recomputed from ``x``; ``inputs`` (masks, positions, RoPE tables) get no gradient."""
     return fn(params, x, inputs)
 
 
-def _fwd(fn, params, x, inputs, dtype):
+def _fwd(fn, params, x, inputs):
     return fn(params, x, inputs), (params, _as_words(x), inputs)
 
 
-def _bwd(fn, dtype, residuals, dy):
+def _bwd(fn, residuals, dy):
     params, words, inputs = residuals
-    x = jax.lax.bitcast_convert_type(words, dtype) if words.dtype != dtype else words
+    # y, and so its cotangent dy, has x's dtype: the one to read the words back as.
+    x = jax.lax.bitcast_convert_type(words, dy.dtype) if words.dtype != dy.dtype else words
     _, vjp = jax.vjp(lambda p, x: fn(p, x, inputs), params, x)
     d_params, dx = vjp(dy)
     return d_params, dx, None

@@ -243,7 +243,7 @@ class Transformer(nnx.Module):
                 return run(layer, x, (inputs, window, window_id))
             graphdef, params = nnx.split(layer)
             layer_fn = functools.partial(_run_layer_state, graphdef, run)
-            return recompute_in_backward(layer_fn, params, x, (inputs, window, window_id), x.dtype)
+            return recompute_in_backward(layer_fn, params, x, (inputs, window, window_id))
 
         if spec.remat not in ("none", "full"):
             body = nnx.remat(body, policy=_REMAT_POLICIES[spec.remat], prevent_cse=False,
