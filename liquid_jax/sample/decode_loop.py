@@ -39,41 +39,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from flax import nnx, struct
+from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from liquid_jax.errors import InputError
 from liquid_jax.models.decode_model import DecodeModel
-from liquid_jax.models.kv_cache import KVCache, is_axes
 from liquid_jax.models.transformer import Transformer
 from liquid_jax.parallel.host_batch import batch_sharding
-from liquid_jax.parallel.rules import logical_to_mesh
-from liquid_jax.parallel.sharding import fit_spec, state_shardings
+from liquid_jax.parallel.sharding import state_shardings
 from liquid_jax.sample.decode_spec import DecodeSpec, SamplingParams
+from liquid_jax.sample.decode_state import DecodeState, decode_state_shardings, grow_cache
 from liquid_jax.sample.filters import draw, guide
 from liquid_jax.sample.phases import plan_phases
 from liquid_jax.sample.prompts import PromptBatch
 from liquid_jax.sample.quantize import check_mode, quantize_piece
-
-
-@struct.dataclass
-class DecodeState:
-    """The loop carry. R rows (2 per sample with CFG), B samples, N = max_new_tokens.
-
-    cache: KVCache of R rows; last: int32[R] the token to feed next; positions: int32[R]
-    its position; tokens: int32[B, N] drawn so far; done: bool[B]; keys: key[B] per-row
-    PRNG keys; step: int32[] tokens drawn so far.
-    """
-
-    cache: KVCache
-    last: jax.Array
-    positions: jax.Array
-    tokens: jax.Array
-    done: jax.Array
-    keys: jax.Array
-    step: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,32 +142,6 @@ def _advance(graphdef, spec, state, ds: DecodeState, params, stop_at):
 
     cond = lambda ds: (ds.step < stop_at) & ~jnp.all(ds.done)
     return jax.lax.while_loop(cond, body, ds)
-
-
-def _grow(cache_len: int, ds: DecodeState) -> DecodeState:
-    """The next phase's state: the cache grown to ``cache_len`` slots."""
-    return ds.replace(cache=ds.cache.grow(cache_len))
-
-
-def _named(mesh: Mesh, names, shape) -> NamedSharding:
-    spec = logical_to_mesh(names, mesh.axis_names)
-    return NamedSharding(mesh, fit_spec(spec, tuple(shape), mesh))
-
-
-def _decode_state_shardings(abstract: DecodeState, mesh: Mesh) -> DecodeState:
-    c = abstract.cache
-    named = lambda names, x: _named(mesh, names, x.shape)
-    cache = jax.tree.map(named, c.logical_axes(), c, is_leaf=is_axes)
-    row = lambda x: _named(mesh, ("batch",) + (None,) * (x.ndim - 1), x.shape)
-    return DecodeState(
-        cache=cache,
-        last=row(abstract.last),
-        positions=row(abstract.positions),
-        tokens=row(abstract.tokens),
-        done=row(abstract.done),
-        keys=row(abstract.keys),
-        step=NamedSharding(mesh, P()),
-    )
 
 
 def _layout(tree) -> tuple:
@@ -292,7 +247,7 @@ class Decoder:
             for phase in plan:
                 grow_fn = None
                 if phase.cache_len != abstract.cache.max_len:
-                    grow = functools.partial(_grow, phase.cache_len)
+                    grow = functools.partial(grow_cache, phase.cache_len)
                     grown = jax.eval_shape(grow, abstract)
                     grown_ds = self._ds_shardings(grown)
                     grow_jit = self._jit(grow, (ds,), grown_ds, donate=())  # new buffers anyway
@@ -314,7 +269,7 @@ class Decoder:
         return fns
 
     def _ds_shardings(self, abstract: DecodeState):
-        return None if self.mesh is None else _decode_state_shardings(abstract, self.mesh)
+        return None if self.mesh is None else decode_state_shardings(abstract, self.mesh)
 
     def _jit(self, fn, in_shardings, out_shardings, donate):
         if self.mesh is None:
